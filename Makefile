@@ -1,0 +1,34 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use and
+# reinstall only when requirements.lock or setup.cfg change (the stamp file records that).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo bench ablation clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m occlusion_synth.demo_pipeline --out $(DEMO)
+
+bench: $(STAMP)
+	$(PY) benchmarks/generate_speed.py
+	$(PY) benchmarks/train_speed.py
+
+ablation: $(STAMP)
+	$(VENV)/bin/fer-pi ablate --out runs/ablation
+
+clean-demo:
+	rm -rf $(DEMO) runs/demo

@@ -1,0 +1,46 @@
+"""Pieces shared by the ``occsynth`` and ``fer-pi`` command lines."""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+
+class UserError(click.ClickException):
+    """A user mistake (bad path, bad value, broken input): one line on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when used.
+
+    ``commands`` maps a command name to ``"module:attribute"``. Errors of ``user_errors`` types
+    raised anywhere inside a command become :class:`UserError` (message, exit 2, no traceback).
+    """
+
+    def __init__(self, *args, commands: dict[str, str], user_errors: tuple[type, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(commands)
+        self._user_errors = user_errors
+
+    def list_commands(self, ctx):
+        return sorted(self._lazy)
+
+    def get_command(self, ctx, name):
+        target = self._lazy.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:  # TODO(integration): remove once every module exists
+            if exc.name == module:
+                return None
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except self._user_errors as exc:
+            raise UserError(str(exc)) from None
