@@ -55,3 +55,91 @@ def roll_angle(landmarks: np.ndarray) -> float:
     r, l = eye_centres(landmarks)
     d = l - r
     return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+# Mean frontal 68-point shape in a unit box (x, y in [0, 1], the jaw/brow extent spans [0, 1]).
+# Computed once by the project: dlib 68-point landmarks of the five demo photos, each rotated
+# and scaled so that the eye centres are level and one unit apart, averaged, then normalised.
+# Used to synthesise landmarks for aligned crops and as a geometry reference in tests.
+CANONICAL_68 = np.array([
+    (0.0000, 0.2292),
+    (0.0131, 0.3595),
+    (0.0345, 0.4895),
+    (0.0615, 0.6183),
+    (0.1108, 0.7363),
+    (0.1908, 0.8381),
+    (0.2914, 0.9175),
+    (0.4014, 0.9762),
+    (0.5286, 0.9881),
+    (0.6573, 0.9637),
+    (0.7624, 0.8936),
+    (0.8547, 0.7986),
+    (0.9210, 0.6941),
+    (0.9612, 0.5737),
+    (0.9845, 0.4489),
+    (0.9958, 0.3242),
+    (1.0000, 0.2007),
+    (0.1075, 0.1033),
+    (0.1612, 0.0307),
+    (0.2467, 0.0019),
+    (0.3400, 0.0026),
+    (0.4292, 0.0266),
+    (0.5787, 0.0252),
+    (0.6690, 0.0000),
+    (0.7610, 0.0004),
+    (0.8478, 0.0298),
+    (0.9007, 0.1005),
+    (0.5080, 0.1217),
+    (0.5102, 0.2019),
+    (0.5147, 0.2790),
+    (0.5182, 0.3593),
+    (0.4005, 0.4315),
+    (0.4557, 0.4465),
+    (0.5136, 0.4578),
+    (0.5707, 0.4440),
+    (0.6239, 0.4295),
+    (0.2064, 0.1551),
+    (0.2552, 0.1201),
+    (0.3176, 0.1169),
+    (0.3742, 0.1555),
+    (0.3174, 0.1648),
+    (0.2550, 0.1696),
+    (0.6332, 0.1579),
+    (0.6884, 0.1140),
+    (0.7502, 0.1184),
+    (0.8033, 0.1569),
+    (0.7515, 0.1681),
+    (0.6911, 0.1667),
+    (0.3000, 0.6101),
+    (0.3751, 0.5629),
+    (0.4576, 0.5434),
+    (0.5163, 0.5553),
+    (0.5777, 0.5423),
+    (0.6579, 0.5580),
+    (0.7327, 0.5998),
+    (0.6612, 0.6724),
+    (0.5806, 0.7056),
+    (0.5157, 0.7137),
+    (0.4540, 0.7085),
+    (0.3733, 0.6785),
+    (0.3289, 0.6113),
+    (0.4586, 0.5842),
+    (0.5161, 0.5897),
+    (0.5779, 0.5811),
+    (0.7039, 0.6012),
+    (0.5790, 0.6467),
+    (0.5174, 0.6539),
+    (0.4571, 0.6470),
+], dtype=np.float32)
+
+
+def canonical_landmarks(size: int, margin: float = 0.12) -> np.ndarray:
+    """The canonical shape placed in a ``size x size`` aligned crop with ``margin`` on each side.
+
+    Returns:
+        ``(68, 2) float32`` landmark coordinates in pixels.
+    """
+    span = size * (1.0 - 2.0 * margin)
+    pts = CANONICAL_68 * span + size * margin
+    pts[:, 1] += size * margin * 0.5  # aligned crops keep more forehead than chin room
+    return pts.astype(np.float32)
