@@ -4,7 +4,6 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEMO   ?= demo_out
 PYTEST_ARGS ?=
 
 .PHONY: venv test demo bench ablation clean-demo
@@ -21,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m occlusion_synth.demo_pipeline --out $(DEMO)
+	bash scripts/demo.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/generate_speed.py
@@ -31,4 +30,4 @@ ablation: $(STAMP)
 	$(VENV)/bin/fer-pi ablate --out runs/ablation
 
 clean-demo:
-	rm -rf $(DEMO) runs/demo
+	rm -rf data/demo data/demo_pairs runs/demo

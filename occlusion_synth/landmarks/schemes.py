@@ -143,3 +143,76 @@ def canonical_landmarks(size: int, margin: float = 0.12) -> np.ndarray:
     pts = CANONICAL_68 * span + size * margin
     pts[:, 1] += size * margin * 0.5  # aligned crops keep more forehead than chin room
     return pts.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# MediaPipe face mesh (468 points) -> iBUG-68. One mesh vertex per iBUG point, in iBUG order.
+# How it was chosen (details and numbers in docs/landmarks.md): start from the mapping widely
+# circulated for the 468-point mesh, then compare every entry with dlib on the test photos and
+# their mirror images (benchmarks/landmark_accuracy.py). Where another vertex agreed better by
+# more than 0.01 inter-ocular distance, it replaced the published one, with two constraints:
+# the new vertex lies on the same MediaPipe contour (FACEMESH_FACE_OVAL for the jaw, *_EYEBROW,
+# *_EYE, LIPS), and left/right partners stay mirror-symmetric mesh vertices. Five pairs changed:
+# jaw 0/16 162/389 -> 127/356 and 2/14 93/323 -> 132/361 (the published ones sit at temple
+# height), outer brow ends 17/26 71/301 -> 46/276, eye corners 36/45 33/263 -> 7/249 and
+# 39/42 133/362 -> 155/382 (dlib's corners sit slightly on the lower lid).
+# Mesh vertices are fixed points of the face surface, whereas dlib's jaw points follow the
+# visible contour, so jaw agreement drops with head yaw whatever the table.
+MEDIAPIPE_TO_68: tuple[int, ...] = (
+    # jaw 0-16 (image left -> chin -> image right)
+    127, 234, 132, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 361, 454, 356,
+    # right brow 17-21, left brow 22-26
+    46, 63, 105, 66, 107, 336, 296, 334, 293, 276,
+    # nose bridge 27-30, nose bottom 31-35
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    # right eye 36-41, left eye 42-47
+    7, 160, 158, 155, 153, 144, 382, 385, 387, 249, 373, 380,
+    # outer lip 48-59, inner lip 60-67
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
+)
+
+# The published starting table, kept for the record and the benchmark's before/after numbers.
+MEDIAPIPE_TO_68_PUBLISHED: tuple[int, ...] = (
+    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,
+    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# PG-CNN's 24 facial points (Li, Zeng, Shan and Chen, "Patch-Gated CNN for Occlusion-aware
+# Facial Expression Recognition", ICPR 2018; same recipe in their ACNN paper, IEEE TIP 2019).
+# Each entry lists the 0-based iBUG-68 points whose mean is the PG-CNN point:
+# * 16 points taken as they are: the paper's 1-based 19, 22, 23, 26 (brows), 37, 39, 44, 46
+#   (eyes), 28, 30 (nose), 49, 51, 53, 55, 57, 59 (mouth);
+# * 4 points recomputed because the 68-point detector has none at the centre of the eyes and
+#   brows: each eye centre and each brow centre (means of the eye's 6 / brow's 5 points);
+# * 4 more recomputed points covering the cheeks and the nose/mouth region. The paper derives
+#   cheek points from the mouth corners and eyes without giving exact offsets; here they are
+#   the midpoints of outer eye corner and mouth corner (two cheeks) and of nose tip and each
+#   mouth corner (two nasolabial points). This last group is our approximation of the recipe.
+PGCNN_24: tuple[tuple[int, ...], ...] = (
+    (18,), (21,), (22,), (25,),
+    (36,), (38,), (43,), (45,),
+    (27,), (29,),
+    (48,), (50,), (52,), (54,), (56,), (58,),
+    RIGHT_EYE, LEFT_EYE, RIGHT_BROW, LEFT_BROW,
+    (36, 48), (45, 54), (30, 48), (30, 54),
+)
+
+
+def pgcnn_24_points(landmarks: np.ndarray) -> np.ndarray:
+    """The 24 PG-CNN patch centres from 68 iBUG landmarks (see :data:`PGCNN_24` for the recipe).
+
+    Args:
+        landmarks: ``(68, 2)`` x, y pixels.
+
+    Returns:
+        ``(24, 2) float32`` x, y pixels, in :data:`PGCNN_24` order.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"landmarks must have shape (68, 2), got {lm.shape}")
+    return np.stack([lm[list(group)].mean(axis=0) for group in PGCNN_24]).astype(np.float32)

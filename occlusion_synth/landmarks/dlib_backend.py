@@ -1,0 +1,226 @@
+"""dlib backends: HOG/CNN face detection + the 68-point shape predictor, and the ``aligned`` mode.
+
+Model files come from the ``face-recognition-models`` package. Its ``__init__`` imports
+``pkg_resources`` (gone from recent setuptools), so the package is located with
+``importlib.util.find_spec`` and never imported. dlib itself is imported inside functions only.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+
+from ..errors import LandmarkBackendError
+from ..types import Face
+from .base import check_image, largest_first, make_face
+
+PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
+CNN_DETECTOR = "mmod_human_face_detector.dat"
+_INSTALL_HINT = "install it with `pip install face-recognition-models` (the lock pins 0.3.0)"
+
+# ``aligned``: first pass on the whole frame shrunk by ALIGNED_INSET per side, then ALIGNED_REFINE
+# passes on the box dlib's HOG detector would have drawn around the landmarks found so far. The
+# predictor was trained on HOG boxes, and the best fixed inset depends on how tightly a dataset
+# crops (0.0 suits tight crops, 0.1 loose ones); one refinement pass makes the result nearly
+# independent of the framing (numbers in docs/landmarks.md, "aligned").
+ALIGNED_INSET = 0.0
+ALIGNED_REFINE = 1
+# HOG box relative to the landmarks, measured on full detections of the test photos (mirrored,
+# 3 scales, benchmarks/landmark_accuracy.py): with c the mean of eye/nose/mouth points and
+# s = inter-ocular distance + eye-midpoint-to-mouth-centre distance, the box centre is
+# c + (-0.008, -0.090) * s and its side 1.187 * s (std of the side: 0.12 * s).
+_HOG_BOX_OFFSET = (-0.008, -0.090)
+_HOG_BOX_SIDE = 1.187
+# Aligned crops smaller than this (FER2013 is 48x48) are upscaled first: the predictor's pixel
+# features are sampled at fixed offsets and degrade on tiny faces.
+ALIGNED_MIN_SIDE = 96
+
+
+def model_path(filename: str) -> str:
+    """Absolute path of a model file shipped by ``face-recognition-models``.
+
+    Raises:
+        LandmarkBackendError: the package is not installed or the file is missing.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise LandmarkBackendError(
+            f"dlib model {filename} not found: package face-recognition-models is not installed; "
+            + _INSTALL_HINT)
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
+    if not os.path.isfile(path):
+        raise LandmarkBackendError(
+            f"dlib model file missing: {path}; reinstall face-recognition-models "
+            f"(`pip install --force-reinstall face-recognition-models`)")
+    return path
+
+
+def _import_dlib():
+    try:
+        import dlib
+    except ImportError as exc:
+        raise LandmarkBackendError(
+            f"the dlib landmark backend needs dlib ({exc}); install it with `pip install dlib-bin`"
+        ) from None
+    return dlib
+
+
+@lru_cache(maxsize=None)
+def _predictor():
+    return _import_dlib().shape_predictor(model_path(PREDICTOR_68))
+
+
+@lru_cache(maxsize=None)
+def _hog_detector():
+    return _import_dlib().get_frontal_face_detector()
+
+
+@lru_cache(maxsize=None)
+def _cnn_detector():
+    return _import_dlib().cnn_face_detection_model_v1(model_path(CNN_DETECTOR))
+
+
+def predict_68(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Run the 68-point predictor on ``image`` ((H, W, 3) uint8 RGB, contiguous) inside ``box``.
+
+    Args:
+        box: ``x0, y0, x1, y1`` in pixels (may extend past the image).
+
+    Returns:
+        ``(68, 2) float32`` landmark coordinates in pixels.
+    """
+    dlib = _import_dlib()
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    shape = _predictor()(image, dlib.rectangle(x0, y0, x1, y1))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def hog_box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The ``(4,)`` box dlib's HOG detector would typically draw around ``(68, 2)`` landmarks."""
+    from .schemes import EYES, MOUTH, NOSE, eye_centres
+
+    lm = np.asarray(landmarks, dtype=np.float64)
+    centre = lm[list(EYES + NOSE + MOUTH)].mean(axis=0)
+    right, left = eye_centres(lm)
+    mouth = lm[list(MOUTH)].mean(axis=0)
+    s = float(np.linalg.norm(left - right) + np.linalg.norm(mouth - (left + right) / 2))
+    cx, cy = centre + np.asarray(_HOG_BOX_OFFSET) * s
+    half = _HOG_BOX_SIDE * s / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
+
+
+class DlibBackend:
+    """dlib face detection (HOG by default, CNN mmod with ``cnn=True``) + 68-point predictor.
+
+    Args:
+        upsample: times the image is upsampled before detection (finds smaller faces, slower).
+        cnn: use the CNN (mmod) detector: more robust to pose, much slower on CPU.
+        max_side: if set, detection runs on a copy downscaled so its longest side is at most
+            this many pixels (large photos); landmarks are still predicted at full resolution.
+    """
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, cnn: bool = False, max_side: Optional[int] = None):
+        if int(upsample) < 0:
+            raise ValueError(f"upsample must be >= 0, got {upsample}")
+        if max_side is not None and int(max_side) < 32:
+            raise ValueError(f"max_side must be >= 32 pixels, got {max_side}")
+        self.upsample = int(upsample)
+        self.cnn = bool(cnn)
+        self.max_side = None if max_side is None else int(max_side)
+        # load models now so that a missing file fails at construction, not mid-dataset
+        _predictor()
+        if self.cnn:
+            _cnn_detector()
+        else:
+            _hog_detector()
+
+    def _boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        scale = 1.0
+        small = image
+        if self.max_side is not None and max(image.shape[:2]) > self.max_side:
+            import cv2
+
+            scale = self.max_side / max(image.shape[:2])
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            small = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        out = []
+        if self.cnn:
+            for det in _cnn_detector()(small, self.upsample):
+                r = det.rect
+                out.append((np.array([r.left(), r.top(), r.right(), r.bottom()]) / scale,
+                            float(det.confidence)))
+        else:
+            rects, scores, _ = _hog_detector().run(small, self.upsample, 0.0)
+            for r, s in zip(rects, scores):
+                out.append((np.array([r.left(), r.top(), r.right(), r.bottom()]) / scale, float(s)))
+        return out
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` ((H, W, 3) uint8 RGB), largest first; ``[]`` when none is found."""
+        image = check_image(image)
+        faces = [make_face(predict_68(image, box), box, score, self.name)
+                 for box, score in self._boxes(image)]
+        return largest_first(faces)
+
+
+class AlignedBackend:
+    """68-point predictor on the whole frame, no detection: for pre-cropped aligned faces.
+
+    RAF-DB "aligned" (100x100) and FER2013 (48x48) images are already cropped around one face,
+    where detectors often fail (too little context, too small). The predictor runs on the
+    image rectangle shrunk by ``inset`` on each side, then ``refine`` more times on the box
+    dlib's detector would draw around the landmarks found (:func:`hog_box_from_landmarks`);
+    tiny images are upscaled to ``min_side`` first. It always returns exactly one face (box:
+    the last rectangle given to the predictor, score 0.0): use it only on face crops.
+
+    Args:
+        inset: fraction of the width/height removed from each side of the frame rectangle.
+        min_side: smaller images are upscaled (bicubic) so their short side is at least this.
+        refine: refinement passes after the whole-frame pass (0 = whole frame only).
+    """
+
+    name = "aligned"
+
+    def __init__(self, inset: float = ALIGNED_INSET, min_side: int = ALIGNED_MIN_SIDE,
+                 refine: int = ALIGNED_REFINE):
+        if not -0.5 < float(inset) < 0.4:
+            raise ValueError(f"inset must be in (-0.5, 0.4), got {inset}")
+        if int(refine) < 0:
+            raise ValueError(f"refine must be >= 0, got {refine}")
+        self.inset = float(inset)
+        self.min_side = int(min_side)
+        self.refine = int(refine)
+        _predictor()
+
+    def frame_box(self, height: int, width: int) -> np.ndarray:
+        """The ``(4,)`` rectangle given to the predictor for a ``height x width`` frame."""
+        dx, dy = self.inset * width, self.inset * height
+        return np.array([dx, dy, width - 1 - dx, height - 1 - dy], np.float32)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """One face spanning the frame of ``image`` ((H, W, 3) uint8 RGB)."""
+        image = check_image(image)
+        h, w = image.shape[:2]
+        scale = 1.0
+        work = image
+        if min(h, w) < self.min_side:
+            import cv2
+
+            scale = self.min_side / min(h, w)
+            work = np.ascontiguousarray(cv2.resize(
+                image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC))
+        box = self.frame_box(*work.shape[:2])
+        lm = predict_68(work, box)
+        for _ in range(self.refine):
+            box = hog_box_from_landmarks(lm)
+            lm = predict_68(work, box)
+        if scale != 1.0:
+            # pixel centres: x_small = (x_big + 0.5) / scale - 0.5
+            lm = (lm + 0.5) / scale - 0.5
+            box = (box + 0.5) / scale - 0.5
+        return [make_face(lm, box, 0.0, self.name)]

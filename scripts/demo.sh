@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole story on the CPU in minutes: demo data -> paired generation -> training (baseline and
+# full privileged-information method) -> evaluation -> runs/demo/report.md.
+# Called by `make demo`; every step is a plain CLI call a user can run by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+DATA=${DEMO_DATA:-data/demo}
+PAIRS=${DEMO_PAIRS:-data/demo_pairs}
+RUN=${DEMO_RUN:-runs/demo}
+SEED=${DEMO_SEED:-0}
+start=$(date +%s)
+step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+
+step "1/6 build the embedded demo dataset (RAF-DB layout) -> $DATA"
+$BIN/occsynth demo-data "$DATA" --seed "$SEED"
+
+step "2/6 generate clean/occluded/mask pairs -> $PAIRS"
+$BIN/occsynth generate --src rafdb --root "$DATA" --templates assets --out "$PAIRS" \
+    --landmarks aligned --seed "$SEED" --workers 2
+
+step "3/6 contact sheet of generated pairs -> $RUN/pairs_preview.png"
+mkdir -p "$RUN"
+$BIN/occsynth preview --templates assets --src "$DATA/Image/aligned" -n 8 --seed "$SEED" -o "$RUN/pairs_preview.png"
+
+step "4/6 pretrain teacher (clean) and student (occluded) once, shared by both methods"
+$BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size-preset demo --seed "$SEED" --out "$RUN/pretrain"
+
+step "5/6 fine-tune: baseline (CE only) and full method (sim + LIR + adv + rec)"
+for preset in resnet full; do
+  $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size-preset demo --seed "$SEED" \
+      --pretrained-run "$RUN/pretrain" --out "$RUN/$preset"
+  $BIN/fer-pi evaluate "$RUN/$preset/best.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
+done
+
+step "6/6 report -> $RUN/report.md"
+$BIN/python -m fer_pi.report demo --run-dir "$RUN" --out "$RUN/report.md"
+step "done: open $RUN/report.md"
