@@ -1,0 +1,79 @@
+"""Masks: occlusion mask from alpha, the face region from landmarks, occluded fraction.
+
+Definitions used everywhere in the project:
+
+* **Occlusion mask**: ``255`` where the occluder's final alpha is ``>= MASK_THRESHOLD`` (0.5),
+  i.e. where the occluder contributes at least half of the pixel; ``0`` elsewhere.
+* **Footprint**: pixels where the final alpha is ``> 0`` (alphas below ``FOOTPRINT_EPS`` are
+  zeroed first). Only footprint pixels (and the shadow footprint, when a shadow is drawn) may
+  change; everything else stays byte-identical.
+* **Face region**: the convex hull of the 17 jaw points and the 10 eyebrow points, the brow
+  points raised along the face's own vertical axis (perpendicular to the eye line, so it
+  follows roll) by ``forehead`` x inter-ocular distance (default 0.3) to include some forehead.
+* **Occluded fraction**: ``|mask AND face region| / |face region|``.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MASK_THRESHOLD = 0.5
+FOOTPRINT_EPS = 1.0 / 512.0
+FOREHEAD = 0.3
+
+_JAW = list(range(0, 17))
+_BROWS = list(range(17, 27))
+_RIGHT_EYE = list(range(36, 42))
+_LEFT_EYE = list(range(42, 48))
+
+
+def alpha_to_mask(alpha: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """``(H, W)`` float alpha in 0..1 -> ``(H, W) uint8`` mask with values 0/255."""
+    return np.where(np.asarray(alpha) >= threshold, 255, 0).astype(np.uint8)
+
+
+def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
+    """Unit vector pointing from chin to forehead in image coordinates (follows roll)."""
+    lm = np.asarray(landmarks, np.float64)
+    d = lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)
+    n = float(np.linalg.norm(d)) or 1.0
+    # rotate the eye-line direction by -90 degrees (y down): (dx, dy) -> (dy, -dx)
+    return np.array([d[1], -d[0]]) / n
+
+
+def face_region_polygon(landmarks: np.ndarray, forehead: float = FOREHEAD) -> np.ndarray:
+    """Convex polygon of the face region (see module docstring), ``(K, 2) float64``."""
+    lm = np.asarray(landmarks, np.float64)
+    iod = float(np.linalg.norm(lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)))
+    brows = lm[_BROWS] + face_up_vector(lm) * forehead * iod
+    pts = np.concatenate([lm[_JAW], brows]).astype(np.float32)
+    return cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
+
+
+def face_region_mask(landmarks: np.ndarray, shape: tuple[int, int],
+                     forehead: float = FOREHEAD) -> np.ndarray:
+    """Rasterise the face region into an ``(H, W) uint8`` 0/255 mask of ``shape`` ``(H, W)``."""
+    return polygon_mask(face_region_polygon(landmarks, forehead), shape)
+
+
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Fill a ``(K, 2)`` float polygon (sub-pixel precise) into an ``(H, W) uint8`` 0/255 mask."""
+    mask = np.zeros(tuple(int(s) for s in shape[:2]), np.uint8)
+    poly = np.round(np.asarray(polygon, np.float64) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_8, shift=4)
+    return mask
+
+
+def occluded_fraction(mask: np.ndarray, face_mask: np.ndarray, box=None) -> float:
+    """Fraction of the face region covered by ``mask``.
+
+    Args:
+        mask: ``(h, w) uint8`` occlusion mask; the whole image, or a patch at ``box``.
+        face_mask: ``(H, W) uint8`` face region of the whole image.
+        box: ``(x0, y0, x1, y1)`` where ``mask`` sits when it is a patch.
+    """
+    total = int(np.count_nonzero(face_mask))
+    if total == 0:
+        return 0.0
+    region = face_mask if box is None else face_mask[box[1]:box[3], box[0]:box[2]]
+    return int(np.count_nonzero((mask > 0) & (region > 0))) / total

@@ -1,0 +1,169 @@
+"""Anti-aliased warping of RGBA templates into image space: affine and thin-plate spline.
+
+Both renderers work on premultiplied colour so that transparent pixels (whose RGB is often
+black or garbage) never bleed a dark fringe into the soft edge, prescale the template with
+``INTER_AREA`` when it shrinks a lot (bilinear sampling alone would alias), and only compute
+the region of interest the occluder can reach, so cost scales with the occluder, not the photo.
+
+Outputs are ``(rgb, alpha, box)``: ``rgb`` ``(h, w, 3) float32`` straight (un-premultiplied)
+colour in 0..255, ``alpha`` ``(h, w) float32`` in 0..1 and ``box = (x0, y0, x1, y1)`` where the
+patch sits in the image; ``None`` when the occluder falls outside the image.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .geometry import matrix_scale, similarity_from_points, transform_points, warped_bbox
+
+# Shrinking below this factor prescales with INTER_AREA first (bilinear aliases under ~0.75).
+PRESCALE_BELOW = 0.75
+
+
+def _premultiplied(rgba: np.ndarray) -> np.ndarray:
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"template must be (h, w, 4) RGBA, got shape {rgba.shape}")
+    f = rgba.astype(np.float32)
+    a = f[..., 3:4] / 255.0
+    f[..., :3] *= a
+    f[..., 3] = a[..., 0]
+    return f
+
+
+def _prescale(premult: np.ndarray, factor: float) -> tuple[np.ndarray, float, float]:
+    """Shrink with INTER_AREA; returns the image and the exact x/y factors used."""
+    h, w = premult.shape[:2]
+    nw, nh = max(2, int(round(w * factor))), max(2, int(round(h * factor)))
+    small = cv2.resize(premult, (nw, nh), interpolation=cv2.INTER_AREA)
+    return small, nw / w, nh / h
+
+
+def _unpremultiply(warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    alpha = np.clip(warped[..., 3], 0.0, 1.0)
+    rgb = warped[..., :3] / np.maximum(alpha, 1e-6)[..., None]
+    rgb[alpha <= 0] = 0.0
+    return np.clip(rgb, 0.0, 255.0).astype(np.float32), alpha.astype(np.float32)
+
+
+def _template_outline(h: int, w: int, n: int = 16) -> np.ndarray:
+    """Points along the template border (pixel-edge coordinates)."""
+    t = np.linspace(0.0, 1.0, n)
+    xs, ys = -0.5 + t * w, -0.5 + t * h
+    return np.concatenate([
+        np.stack([xs, np.full(n, -0.5)], 1), np.stack([xs, np.full(n, h - 0.5)], 1),
+        np.stack([np.full(n, -0.5), ys], 1), np.stack([np.full(n, w - 0.5), ys], 1)])
+
+
+def render_affine(rgba: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]):
+    """Warp an RGBA template into an image of ``shape`` ``(H, W)`` with a ``(2, 3)`` matrix.
+
+    Args:
+        rgba: ``(h, w, 4) uint8`` straight-alpha template.
+        matrix: ``(2, 3)`` template pixel -> image pixel.
+        shape: ``(H, W)`` of the destination image.
+
+    Returns:
+        ``(rgb, alpha, box)`` as described in the module docstring, or ``None``.
+    """
+    h, w = rgba.shape[:2]
+    m = np.asarray(matrix, np.float64).copy()
+    box = warped_bbox(transform_points(m, _template_outline(h, w, 2)), shape)
+    if box is None:
+        return None
+    src = _premultiplied(rgba)
+    scale = matrix_scale(m)
+    if scale < PRESCALE_BELOW:
+        src, fx, fy = _prescale(src, scale)
+        # small-image pixel centre x' maps to original x = (x' + 0.5) / fx - 0.5
+        pre = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
+        m = m @ pre
+    x0, y0, x1, y1 = box
+    m[:, 2] -= (x0, y0)
+    warped = cv2.warpAffine(src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    rgb, alpha = _unpremultiply(warped)
+    return rgb, alpha, box
+
+
+def _tps_fit(src: np.ndarray, dst: np.ndarray, regularization: float):
+    """Fit a 2-D thin-plate spline mapping ``src`` -> ``dst`` (points normalised for conditioning)."""
+    mu = src.mean(0)
+    sc = float(np.sqrt(((src - mu) ** 2).sum(1).mean())) or 1.0
+    p = (src - mu) / sc
+    n = len(p)
+    d2 = ((p[:, None, :] - p[None, :, :]) ** 2).sum(-1)
+    k = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = k + regularization * np.eye(n)
+    a[:n, n] = 1.0
+    a[:n, n + 1:] = p
+    a[n, :n] = 1.0
+    a[n + 1:, :n] = p.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = dst
+    coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    return mu, sc, p, coef
+
+
+def _tps_eval(model, pts: np.ndarray) -> np.ndarray:
+    mu, sc, ctrl, coef = model
+    q = (np.asarray(pts, np.float64) - mu) / sc
+    n = len(ctrl)
+    d2 = ((q[:, None, :] - ctrl[None, :, :]) ** 2).sum(-1)
+    u = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
+    return u @ coef[:n] + coef[n] + q @ coef[n + 1:]
+
+
+def render_tps(rgba: np.ndarray, src_points: np.ndarray, dst_points: np.ndarray,
+               shape: tuple[int, int], regularization: float = 1e-3, grid_step: int = 4):
+    """Warp an RGBA template with a thin-plate spline so ``src_points`` land on ``dst_points``.
+
+    Used for face masks: the template's ``lm<i>`` anchors go onto the face's own jaw and nose
+    landmarks, so the mask bends with the jaw line and follows yaw and roll. Far from the
+    anchors the spline is affine, so ear loops and edges extrapolate smoothly.
+
+    Args:
+        rgba: ``(h, w, 4) uint8`` template.
+        src_points: ``(N, 2)`` template pixels, ``N >= 3``.
+        dst_points: ``(N, 2)`` image pixels.
+        shape: ``(H, W)`` of the destination image.
+        regularization: spline smoothing (normalised units); > 0 keeps noisy landmarks from
+            folding the template.
+        grid_step: the inverse map is evaluated every ``grid_step`` pixels and interpolated.
+
+    Returns:
+        ``(rgb, alpha, box)`` or ``None`` (see the module docstring).
+    """
+    src = np.asarray(src_points, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst_points, np.float64).reshape(-1, 2)
+    if len(src) < 3 or len(src) != len(dst):
+        raise ValueError(f"need >= 3 matching point pairs, got {len(src)} and {len(dst)}")
+    h, w = rgba.shape[:2]
+    forward = _tps_fit(src, dst, regularization)
+    outline = _tps_eval(forward, _template_outline(h, w, 24))
+    span = float(np.ptp(outline, axis=0).max())
+    box = warped_bbox(outline, shape, pad=2 + int(0.05 * span))
+    if box is None:
+        return None
+    premult = _premultiplied(rgba)
+    scale = matrix_scale(similarity_from_points(src, dst))
+    if scale < PRESCALE_BELOW:
+        premult, fx, fy = _prescale(premult, scale)
+        src = np.stack([(src[:, 0] + 0.5) * fx - 0.5, (src[:, 1] + 0.5) * fy - 0.5], 1)
+    inverse = _tps_fit(dst, src, regularization)
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    nx, ny = int(math.ceil((bw - 1) / grid_step)) + 1, int(math.ceil((bh - 1) / grid_step)) + 1
+    gx, gy = np.meshgrid(x0 + grid_step * np.arange(nx), y0 + grid_step * np.arange(ny))
+    coarse = _tps_eval(inverse, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(ny, nx, 2)
+    coarse = coarse.astype(np.float32)
+    # bilinear upsampling of the coarse map: pixel j sits at coarse coordinate j / grid_step
+    ux, uy = np.meshgrid(np.arange(bw, dtype=np.float32) / grid_step,
+                         np.arange(bh, dtype=np.float32) / grid_step)
+    full = cv2.remap(coarse, ux, uy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.remap(premult, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    rgb, alpha = _unpremultiply(warped)
+    return rgb, alpha, box

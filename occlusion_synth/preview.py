@@ -1,0 +1,142 @@
+"""Contact sheets for judging occluder realism at a glance.
+
+One column per sample and three rows per band: original face crop, occluded crop (with a
+label: template and occluded fraction), occlusion mask. Columns wrap into several bands.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import NoFaceError, OcclusionSynthError, PlacementError
+from .placement import face_geometry
+
+GAP = 4
+LABEL_FRACTION = 0.16  # label strip height / tile size
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.3):
+    """Square crop around the face region (plus ``margin`` of its size each side), resized.
+
+    Returns:
+        ``(crop (size, size, 3) uint8, landmarks (68, 2) float64 in crop pixels)``.
+    """
+    x0, y0, x1, y1 = face_geometry(landmarks)["box"]
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    bx0, by0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    iside = max(1, int(round(side)))
+    h, w = image.shape[:2]
+    pad = max(0, -bx0, -by0, bx0 + iside - w, by0 + iside - h)
+    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
+    region = src[by0 + pad:by0 + pad + iside, bx0 + pad:bx0 + pad + iside]
+    interp = cv2.INTER_AREA if iside > size else cv2.INTER_LINEAR
+    crop = cv2.resize(region, (size, size), interpolation=interp)
+    s = size / iside
+    lm = (np.asarray(landmarks, np.float64) - (bx0, by0) + 0.5) * s - 0.5
+    return np.ascontiguousarray(crop), lm
+
+
+def sheet_size(n: int, tile: int, columns: int = 8) -> tuple[int, int]:
+    """``(height, width)`` of the sheet :func:`contact_sheet` makes for ``n`` samples."""
+    cols = min(n, columns)
+    bands = math.ceil(n / cols)
+    label = int(round(tile * LABEL_FRACTION))
+    band_h = 3 * tile + label + 4 * GAP
+    return bands * band_h + GAP, cols * tile + (cols + 1) * GAP
+
+
+def _put_label(canvas: np.ndarray, text: str, x: int, y: int, width: int, height: int) -> None:
+    scale = max(0.25, height / 40.0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    while scale > 0.2 and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
+        scale -= 0.02
+    (tw, th), _ = cv2.getTextSize(text, font, scale, 1)
+    cv2.putText(canvas, text, (x + max(0, (width - tw) // 2), y + (height + th) // 2), font, scale,
+                (20, 20, 20), 1, cv2.LINE_AA)
+
+
+def contact_sheet(items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]], columns: int = 8,
+                  background: int = 235) -> np.ndarray:
+    """Lay out ``(original, occluded, mask, label)`` tuples (tiles all the same square size).
+
+    Returns:
+        ``(H, W, 3) uint8`` RGB sheet of size :func:`sheet_size`.
+    """
+    if not items:
+        raise ValueError("contact_sheet needs at least one item")
+    tile = items[0][0].shape[0]
+    h, w = sheet_size(len(items), tile, columns)
+    label_h = int(round(tile * LABEL_FRACTION))
+    band_h = 3 * tile + label_h + 4 * GAP
+    sheet = np.full((h, w, 3), background, np.uint8)
+    cols = min(len(items), columns)
+    for i, (orig, occ, mask, label) in enumerate(items):
+        band, col = divmod(i, cols)
+        x = GAP + col * (tile + GAP)
+        y = GAP + band * band_h
+        sheet[y:y + tile, x:x + tile] = orig
+        _put_label(sheet, label, x, y + tile + GAP, tile, label_h)
+        y2 = y + tile + label_h + 2 * GAP
+        sheet[y2:y2 + tile, x:x + tile] = occ
+        y3 = y2 + tile + GAP
+        sheet[y3:y3 + tile, x:x + tile] = np.repeat(mask[..., None], 3, axis=2)
+    return sheet
+
+
+def list_images(src: Path) -> list[Path]:
+    """One image, or the images in a folder (recursively, sorted)."""
+    src = Path(src)
+    if src.is_file():
+        return [src]
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise OcclusionSynthError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    return files
+
+
+def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed: int = 0,
+                 backend: str = "auto", columns: int = 8, max_sources: int = 64) -> np.ndarray:
+    """Occlude ``n`` face crops (cycling over ``sources``) and lay them out as a contact sheet.
+
+    Args:
+        sources: image paths or ``(H, W, 3) uint8`` arrays.
+        occlude: an :class:`occlusion_synth.transforms.Occlude`.
+        n: number of samples (columns of the sheet).
+        size: face crop size in pixels (tile size).
+        seed: sample ``i`` uses ``numpy.random.default_rng([seed, i])``.
+        backend: landmark backend for the sources.
+
+    Raises:
+        NoFaceError: no source had a face.
+    """
+    from .io import read_image
+    from .landmarks import detect
+
+    faces = []
+    for src in list(sources)[:max_sources]:
+        image = read_image(src) if not isinstance(src, np.ndarray) else src
+        name = str(src) if not isinstance(src, np.ndarray) else "<array>"
+        try:
+            face = detect(image, backend=backend, name=name)[0]
+        except NoFaceError:
+            continue
+        faces.append(crop_face(image, face.landmarks, size))
+    if not faces:
+        raise NoFaceError(f"no face found in any of the preview sources (backend {backend!r})")
+    items = []
+    for i in range(n):
+        crop, lm = faces[i % len(faces)]
+        try:
+            res = occlude(crop, lm, np.random.default_rng([seed, i]))
+            p = res["params"]
+            label = f"{p.template or p.category} {p.occluded_fraction:.2f}"
+            items.append((crop, res["image"], res["mask"], label))
+        except PlacementError:
+            items.append((crop, crop, np.zeros(crop.shape[:2], np.uint8), "no placement"))
+    return contact_sheet(items, columns=columns)
