@@ -1,0 +1,73 @@
+"""``occsynth templates build|list|validate``: thin wrappers over :mod:`occlusion_synth.templates`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..templates import CATEGORIES
+from ._common import UserError
+
+
+@click.group()
+def templates() -> None:
+    """Occluder template libraries: regenerate the shipped set, list and validate folders."""
+
+
+@templates.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("assets"),
+              show_default=True, help="Library root to write (<out>/<category>/<name>.png + .json).")
+@click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Noto Color Emoji font file (default: $OCCSYNTH_EMOJI_FONT or the system copy).")
+@click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORIES),
+              help="Build only this category (repeatable; default: all).")
+def build(out: Path, font: Path | None, categories: tuple[str, ...]) -> None:
+    """Regenerate the template library deterministically (same bytes every run).
+
+    Masks are drawn by the project's code; food, drink and hand templates are rendered from the
+    Noto Color Emoji font and are skipped, with a message, when the font is not installed.
+    """
+    from ..templates.build import build_library
+
+    report = build_library(out, font=font, categories=categories or CATEGORIES)
+    for category, names in report.built.items():
+        click.echo(f"{category}: {len(names)} templates")
+    for category, reason in report.skipped.items():
+        click.echo(f"skipped {category}: {reason}", err=True)
+    if report.count == 0:
+        raise UserError(f"nothing was built into {out} (skipped: {', '.join(report.skipped)})")
+    font_note = f" (emoji font {report.font})" if report.font else ""
+    click.echo(f"wrote {report.count} templates to {out}{font_note}")
+
+
+@templates.command("list")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+def list_templates(path: Path | None) -> None:
+    """List the templates of PATH (default: the shipped library) by category."""
+    from ..templates import load_templates
+
+    lib = load_templates(path)
+    for category in lib.categories():
+        names = [t.name.split("/", 1)[1] for t in lib.by_category(category)]
+        click.echo(f"{category} ({len(names)}): {', '.join(names)}")
+    click.echo(f"{len(lib)} templates")
+
+
+@templates.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, path: Path) -> None:
+    """Check every template under PATH; print each problem with its reason.
+
+    Exit status 1 when any error is found (warnings alone exit 0).
+    """
+    from ..templates import validate_templates
+
+    problems = validate_templates(path)
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    click.echo(f"{path}: {errors} error(s), {warnings} warning(s)")
+    if errors:
+        ctx.exit(1)
