@@ -1,0 +1,188 @@
+"""``occsynth generate`` (a dataset -> paired clean/occluded/mask files) and ``occsynth merge``."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..sources import READER_NAMES
+
+CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
+REGION_CHOICES = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
+SPLIT_CHOICES = ("train", "val", "test")
+
+
+def _categories(ctx, param, value: str) -> tuple[str, ...]:
+    cats = tuple(c.strip() for c in value.split(",") if c.strip())
+    bad = [c for c in cats if c not in CATEGORY_CHOICES]
+    if bad or not cats:
+        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
+    return cats
+
+
+def _coverage(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"expected A-B with 0 <= A <= B <= 1 (e.g. 0.1-0.5), got {value!r}") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise click.BadParameter(f"expected 0 <= A <= B <= 1, got {value!r}")
+    return lo, hi
+
+
+def _shard(ctx, param, value):
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected i/n (0-based shard i of n, e.g. 0/4), got {value!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise click.BadParameter(f"expected 0 <= i < n, got {value!r}")
+    return i, n
+
+
+def _splits(ctx, param, value):
+    if value is None:
+        return None
+    splits = tuple(s.strip() for s in value.split(",") if s.strip())
+    bad = [s for s in splits if s not in SPLIT_CHOICES]
+    if bad or not splits:
+        raise click.BadParameter(f"unknown splits {bad}; choose from {','.join(SPLIT_CHOICES)}")
+    return splits
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_values(ctx, param, values):
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        key, value = (s.strip() for s in item.split("=", 1))
+        out[key.replace("-", "_")] = _parse_value(value)
+    return out
+
+
+def _command() -> str:
+    argv = sys.argv[1:] if os.path.basename(sys.argv[0]).startswith("occsynth") else []
+    ctx = click.get_current_context()
+    return "occsynth " + (shlex.join(argv) if argv else ctx.info_name + " ...")
+
+
+@click.command()
+@click.option("--src", required=True, type=click.Choice(READER_NAMES), help="Dataset reader.")
+@click.option("--root", required=True, type=click.Path(file_okay=False),
+              help="Dataset root folder (layout: docs/datasets.md); --src demo builds it if missing.")
+@click.option("--templates", type=click.Path(exists=True), default=None,
+              help="Template folder (default: the shipped assets/).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--categories", default=",".join(CATEGORY_CHOICES), show_default=True, callback=_categories,
+              help="Comma-separated occluder categories.")
+@click.option("--per-image", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Occluded variants per image (ids get _k0, _k1, ...; the clean file is shared).")
+@click.option("--landmarks", default="auto", show_default=True,
+              type=click.Choice(["auto", "dlib", "aligned", "mediapipe", "provided"]),
+              help="auto = the dataset's landmarks when it has them, else detection.")
+@click.option("--landmark-option", "landmark_option", multiple=True, callback=_key_values,
+              help="Landmark backend option KEY=VALUE (repeatable), e.g. refine=0 for a faster aligned.")
+@click.option("--region", default="auto", show_default=True, type=click.Choice(REGION_CHOICES))
+@click.option("--coverage", default=None, callback=_coverage,
+              help="Accepted occluded fraction of the face, A-B (default: Occlude's 0.01-0.9).")
+@click.option("--size", default=None, type=click.IntRange(24, 4096), help="Output side in pixels.")
+@click.option("--crop", default="auto", show_default=True, type=click.Choice(["auto", "none", "face"]),
+              help="face = square crop around the landmarks; auto = face for affectnet, ckplus, rafdb original.")
+@click.option("--splits", default=None, callback=_splits, help="Comma-separated: train,val,test.")
+@click.option("--limit", default=None, type=click.IntRange(0), help="First N samples of the source.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--shard", default="0/1", show_default=True, callback=_shard,
+              help="Process shard i of n (0-based); merge the shard outputs with `occsynth merge`.")
+@click.option("--resume/--overwrite", default=True, show_default=True,
+              help="Resume a previous run in --out (skip complete pairs) or delete it first.")
+@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "jpg"]),
+              help="Clean/occluded image format (masks are always PNG).")
+@click.option("--variant", default=None, type=click.Choice(["aligned", "original"]),
+              help="rafdb: Image/aligned (default) or Image/original.")
+@click.option("--label-map", default=None, help="folder: FOLDER=CLASS,... or a JSON file.")
+@click.option("--include-contempt/--no-include-contempt", default=None,
+              help="affectnet, ferplus, ckplus: keep contempt (canonical 7).")
+@click.option("--include-neutral/--no-include-neutral", default=None,
+              help="ckplus: first frame of each labelled sequence as neutral (default on).")
+@click.option("--fold", default=None, type=click.IntRange(0), help="ckplus: test fold (default 0).")
+@click.option("--folds", default=None, type=click.IntRange(2), help="ckplus: number of folds (default 10).")
+@click.option("-O", "--reader-option", "reader_option", multiple=True, callback=_key_values,
+              help="Any other reader option, KEY=VALUE (repeatable).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def generate(src, root, templates, out, categories, per_image, landmarks, landmark_option, region, coverage, size, crop,
+             splits, limit, seed, workers, shard, resume, fmt, variant, label_map, include_contempt,
+             include_neutral, fold, folds, reader_option, progress):
+    """Turn a face-expression dataset into clean/occluded/mask pairs with a manifest.
+
+    Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv
+    and OUT/dataset.json. Re-running the same command resumes; output bytes depend only on the
+    inputs, the options and --seed (not on --workers, --shard or interruptions).
+    """
+    from ..generate import GenerateConfig
+    from ..generate import generate as run
+
+    reader_options = dict(reader_option)
+    for key, value in (("variant", variant), ("label_map", label_map), ("include_contempt", include_contempt),
+                       ("include_neutral", include_neutral), ("fold", fold), ("folds", folds)):
+        if value is not None:
+            reader_options[key] = value
+    cfg = GenerateConfig(src=src, root=root, out=out, templates=templates, categories=categories,
+                         per_image=per_image, landmarks=landmarks, region=region, coverage=coverage,
+                         size=size, crop=crop, splits=splits, limit=limit, seed=seed, workers=workers,
+                         shard=shard, overwrite=not resume, format=fmt, reader_options=reader_options,
+                         landmark_options=dict(landmark_option), progress=progress)
+    summary = run(cfg, command=_command())
+    _report(summary)
+
+
+def _report(summary) -> None:
+    c = summary.counts
+    click.echo(f"generated {summary.new_pairs} pairs from {summary.new_samples} images in "
+               f"{summary.seconds:.1f} s ({summary.pairs_per_second:.1f} pairs/s); "
+               f"{summary.resumed_samples} images already done (resumed)")
+    if summary.skipped_by_reason:
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.skipped_by_reason.items(), key=lambda kv: -kv[1]))
+        click.echo(f"skipped {summary.new_skipped} this run: {parts}")
+    if summary.internal_errors:
+        click.echo(f"warning: {summary.internal_errors} internal errors (see skipped.csv); please report them",
+                   err=True)
+    if summary.stage_seconds:
+        total = sum(summary.stage_seconds.values()) or 1.0
+        click.echo("time per stage: " + ", ".join(f"{k} {100 * v / total:.0f}%"
+                                                  for k, v in summary.stage_seconds.items()))
+    click.echo(f"{summary.out}: {c.get('pairs', 0)} pairs ({c.get('clean_images', 0)} clean images), "
+               f"{c.get('skipped', 0)} skipped; manifest.csv, skipped.csv, dataset.json")
+
+
+@click.command()
+@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Merged output folder.")
+def merge(shards, out):
+    """Merge the outputs of `occsynth generate --shard i/n` runs into one output folder.
+
+    The result has the same files, manifest.csv and skipped.csv as one unsharded run.
+    """
+    from ..generate import merge as run
+
+    summary = run(shards, out, command=_command())
+    c = summary.counts
+    click.echo(f"merged {len(shards)} shards into {Path(out)}: {c.get('pairs', 0)} pairs, "
+               f"{c.get('skipped', 0)} skipped")

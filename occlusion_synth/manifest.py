@@ -1,0 +1,306 @@
+"""The run journal, and the three index files built from it: manifest.csv, skipped.csv, dataset.json.
+
+Why a journal: workers finish samples in any order and a run may be killed at any moment. The
+main process appends one JSON line per finished source sample to ``OUT/.occsynth/journal.jsonl``
+*after* all of that sample's files are in place (atomic renames), so a journal line always
+describes complete files. A kill can only cut the last line short; :class:`Journal` drops such a
+fragment before appending again. Duplicate lines (a sample redone after its files went missing)
+are resolved by "last line wins". The CSV/JSON index files are always rebuilt from the whole
+journal, sorted, so they never hold duplicated or lost rows and do not depend on the order in
+which samples finished.
+
+Journal line: ``{"id": sample id, "pairs": [manifest row dict, ...], "skipped": [skip row dict, ...]}``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from .io import atomic_write_bytes
+
+MANIFEST_COLUMNS = ("id", "split", "label", "label_name", "clean", "occluded", "mask", "category",
+                    "template", "occluded_fraction", "landmark_source", "seed")
+SKIPPED_COLUMNS = ("id", "source", "reason")
+STATE_DIR = ".occsynth"
+JOURNAL = "journal.jsonl"
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+MERGE_IGNORES = ("root", "templates")  # option keys shards may differ in
+
+
+def reason_kind(reason: str) -> str:
+    """Short class of a skip reason for the summary: the text before the first ``:``/``(``/quote."""
+    cut = len(reason)
+    for ch in (":", "(", "'", '"'):
+        i = reason.find(ch)
+        if i > 0:
+            cut = min(cut, i)
+    return reason[:cut].strip()[:60] or "unknown"
+
+
+class Journal:
+    """Append-only record of finished samples (see the module docstring)."""
+
+    def __init__(self, out: os.PathLike | str):
+        self.out = Path(out)
+        self.path = self.out / STATE_DIR / JOURNAL
+        self._fh = None
+        self._lock = threading.Lock()  # appends stay whole lines even if a caller uses threads
+
+    def records(self) -> Iterator[dict]:
+        """Every well-formed journal line, in file order (a cut-short last line is ignored)."""
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break  # fragment of a line cut by a kill
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and "id" in rec:
+                    yield rec
+
+    def completed(self, check_files: bool = True) -> tuple[set[str], set[str]]:
+        """State of the samples in the journal, from each id's last record.
+
+        Returns:
+            ``(done, reader_skipped)``: ids whose work is complete (pairs with all their files
+            on disk, or a skip decided while processing), and ids the reader itself skipped
+            (a later run still processes such an id if the reader now yields it as a sample).
+        """
+        state: dict[str, str] = {}
+        for rec in self.records():
+            if rec.get("reader"):
+                state[rec["id"]] = "reader"
+                continue
+            ok = not rec.get("retry", False)
+            if ok and check_files:
+                ok = all((self.out / row[k]).is_file()
+                         for row in rec.get("pairs", ()) for k in ("clean", "occluded", "mask"))
+            state[rec["id"]] = "done" if ok else "redo"
+        return ({i for i, v in state.items() if v == "done"}, {i for i, v in state.items() if v == "reader"})
+
+    def open(self) -> "Journal":
+        """Open for appending, first cutting a partial last line left by a killed run."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            with open(self.path, "rb+") as fh:
+                data_end = fh.seek(0, os.SEEK_END)
+                if data_end:
+                    fh.seek(data_end - 1)
+                    if fh.read(1) != b"\n":
+                        fh.seek(0)
+                        keep = fh.read().rfind(b"\n") + 1
+                        fh.truncate(keep)
+        self._fh = open(self.path, "ab")
+        return self
+
+    def append(self, record: dict) -> None:
+        """Append one record and flush it to the OS (survives a kill of this process)."""
+        line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "Journal":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _csv_line(values: Iterable) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(list(values))
+    return buf.getvalue()
+
+
+class _Rows:
+    """Compact index rows: the CSV line plus the few fields the counts need (memory ~ the CSV size)."""
+
+    __slots__ = ("pairs", "skipped")
+
+    def __init__(self, rec: dict):
+        self.pairs = [((SPLIT_ORDER.get(r["split"], 9), r["split"], r["id"]),
+                       _csv_line(r[c] for c in MANIFEST_COLUMNS), r["split"], r["label_name"],
+                       r["category"], r["clean"]) for r in rec.get("pairs", ())]
+        self.skipped = [((r["id"], r["source"], r["reason"]), _csv_line(r[c] for c in SKIPPED_COLUMNS),
+                         r["reason"]) for r in rec.get("skipped", ())]
+
+
+def collect(records: Iterable[dict]) -> tuple[list[tuple], list[tuple]]:
+    """Deduplicate journal records (last line per sample id wins) into sorted index rows.
+
+    Returns:
+        ``(pairs, skipped)``: pairs are ``(sort key, CSV line, split, label_name, category, clean)``,
+        skipped rows ``(sort key, CSV line, reason)``, both sorted (pairs by split, then id).
+    """
+    latest: dict[str, _Rows] = {}
+    for rec in records:
+        latest[rec["id"]] = _Rows(rec)
+    pairs = sorted((p for rows in latest.values() for p in rows.pairs), key=lambda p: p[0])
+    skipped = sorted((s for rows in latest.values() for s in rows.skipped), key=lambda s: s[0])
+    return pairs, skipped
+
+
+def write_csv(path: Path, columns: tuple, rows: list[dict]) -> None:
+    """Atomically write ``rows`` (dicts) as CSV with ``columns`` (UTF-8, ``\\n`` line ends)."""
+    _write_lines(path, columns, [_csv_line(row[c] for c in columns) for row in rows])
+
+
+def _write_lines(path: Path, columns: tuple, lines: Iterable[str]) -> None:
+    atomic_write_bytes(path, (_csv_line(columns) + "".join(lines)).encode("utf-8"))
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Read a manifest/skipped CSV back as a list of string dicts."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def count(pairs: list[tuple], skipped: list[tuple]) -> dict:
+    """Counts for dataset.json: per split, class, split x class, category, skip reason."""
+    per_split_class: dict[str, Counter] = {}
+    for p in pairs:
+        per_split_class.setdefault(p[2], Counter())[p[3]] += 1
+    return {
+        "pairs": len(pairs),
+        "clean_images": len({p[5] for p in pairs}),
+        "skipped": len(skipped),
+        "per_split": dict(sorted(Counter(p[2] for p in pairs).items())),
+        "per_class": dict(sorted(Counter(p[3] for p in pairs).items())),
+        "per_split_class": {s: dict(sorted(c.items())) for s, c in sorted(per_split_class.items())},
+        "per_category": dict(sorted(Counter(p[4] for p in pairs).items())),
+        "skipped_by_reason": dict(sorted(Counter(reason_kind(s[2]) for s in skipped).items())),
+    }
+
+
+def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict]] = None) -> dict:
+    """Rebuild manifest.csv, skipped.csv and dataset.json in ``out`` from its journal.
+
+    Args:
+        out: the output folder.
+        info: what dataset.json says besides the counts (version, command, options, seed,
+            label map, template licences).
+        records: journal records to use instead of reading ``out``'s journal.
+
+    Returns:
+        The counts dict written into dataset.json.
+    """
+    out = Path(out)
+    pairs, skipped = collect(Journal(out).records() if records is None else records)
+    _write_lines(out / "manifest.csv", MANIFEST_COLUMNS, (p[1] for p in pairs))
+    _write_lines(out / "skipped.csv", SKIPPED_COLUMNS, (s[1] for s in skipped))
+    counts = count(pairs, skipped)
+    doc = dict(info, counts=counts)
+    atomic_write_bytes(out / "dataset.json",
+                       (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+    return counts
+
+
+def template_info(library, categories: Iterable[str]) -> list[dict]:
+    """Name, category, licence and source of every template a run may draw (for dataset.json)."""
+    if library is None:
+        return []
+    return [{"name": t.name, "category": t.category, "licence": getattr(t, "licence", ""),
+             "source": getattr(t, "source", "")} for t in library if t.category in set(categories)]
+
+
+def dataset_info(cfg, command: Optional[str], templates: list[dict]) -> dict:
+    """dataset.json content besides the counts (``cfg``: a validated ``GenerateConfig``)."""
+    from . import __version__
+    from .labels import CANONICAL
+    from .sources import get_reader
+
+    reader = get_reader(cfg.src)
+    from dataclasses import asdict
+
+    options = asdict(cfg)
+    options.pop("progress", None)
+    return {
+        "tool": "occlusion-synth", "version": __version__,
+        "command": command or "occlusion_synth.generate.generate()",
+        "options": options, "seed": cfg.seed, "source": cfg.src,
+        "label_map": {"canonical": dict(enumerate(CANONICAL)),
+                      "source_to_canonical": {str(k): v for k, v in getattr(reader, "LABEL_MAP", {}).items()}},
+        "templates": templates,
+        "layout": {"clean": "clean/{split}/{class}/{sample_id}", "occluded": "occluded/{split}/{class}/{pair_id}",
+                   "mask": "mask/{split}/{class}/{pair_id}.png (uint8 0/255)",
+                   "pair_id": "sample_id, or sample_id_k{k} when per_image > 1 (clean shared)"},
+    }
+
+
+def merge_outputs(shards: Iterable[os.PathLike | str], out: os.PathLike | str,
+                  command: Optional[str] = None) -> tuple[dict, int]:
+    """Merge shard output folders into ``out`` (files hard-linked or copied, journals joined).
+
+    Returns:
+        ``(counts written to dataset.json, number of pairs)``.
+
+    Raises:
+        OcclusionSynthError: see :func:`occlusion_synth.generate.merge`.
+    """
+    from .errors import OcclusionSynthError
+    from .writer import OutputLock, copy_file, remove_outputs
+
+    shards = [Path(s) for s in shards]
+    out = Path(out)
+    if not shards:
+        raise OcclusionSynthError("merge: give at least one shard folder")
+    options, infos, records = None, [], {}
+    for shard in shards:
+        opts = shard / STATE_DIR / "options.json"
+        if not opts.is_file() or not (shard / "dataset.json").is_file():
+            raise OcclusionSynthError(f"merge: {shard} is not a finished occsynth generate output "
+                                      f"(no {STATE_DIR}/options.json or dataset.json)")
+        if out.exists() and shard.resolve() == out.resolve():
+            raise OcclusionSynthError(f"merge: --out {out} is also one of the shards")
+        current = json.loads(opts.read_text(encoding="utf-8"))
+        # shards may run on machines that mount the data and templates elsewhere: the template
+        # digest still guards the library's content
+        diff = [] if options is None else sorted(
+            k for k in set(options) | set(current)
+            if k not in MERGE_IGNORES and options.get(k) != current.get(k))
+        if diff:
+            raise OcclusionSynthError(f"merge: {shard} was generated with different {', '.join(diff)} "
+                                      f"than {shards[0]}")
+        options = current
+        infos.append(json.loads((shard / "dataset.json").read_text(encoding="utf-8")))
+        for rec in Journal(shard).records():
+            prev = records.get(rec["id"])
+            if prev is not None and prev[0] != shard and prev[1] != rec:
+                raise OcclusionSynthError(f"merge: sample {rec['id']} differs between {prev[0]} and {shard}")
+            records[rec["id"]] = (shard, rec)
+    out.mkdir(parents=True, exist_ok=True)
+    n_pairs = 0
+    with OutputLock(out):
+        remove_outputs(out)
+        for shard, rec in records.values():
+            for row in rec.get("pairs", ()):
+                for kind in ("clean", "mask", "occluded"):
+                    copy_file(shard / row[kind], out / row[kind])
+            n_pairs += len(rec.get("pairs", ()))
+        with Journal(out) as journal:
+            for _, rec in sorted(records.values(), key=lambda sr: sr[1]["id"]):
+                journal.append(rec)
+        atomic_write_bytes(out / STATE_DIR / "options.json",
+                           (json.dumps(options, indent=2, sort_keys=True) + "\n").encode())
+        info = {k: v for k, v in infos[0].items() if k != "counts"}
+        info["options"] = dict(info.get("options", {}), shard=[0, 1])
+        info["command"] = command or "occlusion_synth.generate.merge()"
+        info["merged_from"] = [{"path": str(s), "command": i.get("command"),
+                                "shard": i.get("options", {}).get("shard")} for s, i in zip(shards, infos)]
+        counts = finalize(out, info, [rec for _, rec in records.values()])
+    return counts, n_pairs
