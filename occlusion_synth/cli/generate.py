@@ -99,7 +99,9 @@ def _command() -> str:
               help="auto = the dataset's landmarks when it has them, else detection.")
 @click.option("--landmark-option", "landmark_option", multiple=True, callback=_key_values,
               help="Landmark backend option KEY=VALUE (repeatable), e.g. refine=0 for a faster aligned.")
-@click.option("--region", default="auto", show_default=True, type=click.Choice(REGION_CHOICES))
+@click.option("--region", default="auto", show_default=True, type=click.Choice(REGION_CHOICES),
+              help="Where occluders go: auto = each category's own rule (masks on the lower face, "
+                   "food and drinks at the mouth, hands anywhere plausible), or one face region for all.")
 @click.option("--coverage", default=None, callback=_coverage,
               help="Accepted occluded fraction of the face, A-B (default: Occlude's 0.01-0.9).")
 @click.option("--size", default=None, type=click.IntRange(24, 4096), help="Output side in pixels.")
@@ -107,8 +109,10 @@ def _command() -> str:
               help="face = square crop around the landmarks; auto = face for affectnet, ckplus, rafdb original.")
 @click.option("--splits", default=None, callback=_splits, help="Comma-separated: train,val,test.")
 @click.option("--limit", default=None, type=click.IntRange(0), help="First N samples of the source.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Global seed; each pair's randomness comes from (seed, sample id) only.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Worker processes (output bytes do not depend on it).")
 @click.option("--shard", default="0/1", show_default=True, callback=_shard,
               help="Process shard i of n (0-based); merge the shard outputs with `occsynth merge`.")
 @click.option("--resume/--overwrite", default=True, show_default=True,
@@ -126,7 +130,8 @@ def _command() -> str:
 @click.option("--folds", default=None, type=click.IntRange(2), help="ckplus: number of folds (default 10).")
 @click.option("-O", "--reader-option", "reader_option", multiple=True, callback=_key_values,
               help="Any other reader option, KEY=VALUE (repeatable).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar with pairs/s on stderr.")
 def generate(src, root, templates, out, categories, per_image, landmarks, landmark_option, region, coverage, size, crop,
              splits, limit, seed, workers, shard, resume, fmt, variant, label_map, include_contempt,
              include_neutral, fold, folds, reader_option, progress):

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -33,12 +34,8 @@ def image_loader(path: PathLike) -> Callable[[], np.ndarray]:
     The file is not touched until the call (readers stream; pixels load in the worker that needs
     them). The callable raises :class:`~occlusion_synth.errors.ImageReadError` naming the file.
     """
-    p = Path(path)
-
-    def load() -> np.ndarray:
-        return read_image(p)
-
-    return load
+    # a partial (not a closure) pickles, so worker processes decode their own images
+    return functools.partial(read_image, Path(path))
 
 
 def short_hash(text: str, n: int = 8) -> str:
