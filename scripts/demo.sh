@@ -24,11 +24,11 @@ mkdir -p "$RUN"
 $BIN/occsynth preview --templates assets --src "$DATA/Image/aligned" -n 8 --seed "$SEED" -o "$RUN/pairs_preview.png"
 
 step "4/6 pretrain teacher (clean) and student (occluded) once, shared by both methods"
-$BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size-preset demo --seed "$SEED" --out "$RUN/pretrain"
+$BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size demo --seed "$SEED" --out "$RUN/pretrain"
 
 step "5/6 fine-tune: baseline (CE only) and full method (sim + LIR + adv + rec)"
 for preset in resnet full; do
-  $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size-preset demo --seed "$SEED" \
+  $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size demo --seed "$SEED" \
       --pretrained-run "$RUN/pretrain" --out "$RUN/$preset"
   $BIN/fer-pi evaluate "$RUN/$preset/best.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
 done
