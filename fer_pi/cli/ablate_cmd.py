@@ -1,0 +1,132 @@
+"""``fer-pi ablate``: the paper's eight Table-1 rows from one shared pre-training per seed."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from occlusion_synth.cli._common import UserError
+
+PRESET_NAMES = ("resnet", "sim", "lir", "sim_lir", "adv", "rec", "adv_rec", "full")
+
+
+def _csv_ints(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers such as 0,1,2") from None
+    if not out:
+        raise click.BadParameter("needs at least one seed")
+    return out
+
+
+def _csv_presets(ctx, param, value):
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in PRESET_NAMES]
+    if bad or not names:
+        raise click.BadParameter(f"unknown preset(s) {', '.join(bad) or '(none)'}; valid: {', '.join(PRESET_NAMES)}")
+    return names
+
+
+def build_demo_pairs(out_dir: Path, seed: int = 0, quick: bool = False, log=click.echo) -> Path:
+    """``occsynth demo-data`` then ``occsynth generate``: returns the pairs' ``manifest.csv``.
+
+    Runs the occsynth commands in-process (their click entry points, so the options are the
+    documented ones). Existing complete output is reused (generate resumes by itself).
+    """
+    from occlusion_synth.cli import cli as occsynth
+
+    demo, pairs = out_dir / "demo", out_dir / "pairs"
+    ctx = click.Context(occsynth)
+    for name in ("demo-data", "generate"):
+        if occsynth.get_command(ctx, name) is None:
+            raise UserError(f"`occsynth {name}` is not available in this installation; give --data MANIFEST")
+    if not (demo / "EmoLabel" / "list_patition_label.txt").is_file():
+        args = ["demo-data", str(demo), "--seed", str(seed)]
+        params = {p.name for p in occsynth.get_command(ctx, "demo-data").params}
+        if quick and {"per_class", "test_per_class"} <= params:
+            args += ["--per-class", "3", "--test-per-class", "2"]
+        if "quiet" in params:
+            args.append("--quiet")
+        log(f"$ occsynth {shlex.join(args)}")
+        occsynth.main(args, prog_name="occsynth", standalone_mode=False)
+    manifest = pairs / "manifest.csv"
+    if not manifest.is_file():
+        # demo faces are aligned crops: the 68-point predictor on the whole frame (as make demo does)
+        args = ["generate", "--src", "rafdb", "--root", str(demo), "--out", str(pairs), "--seed", str(seed),
+                "--landmarks", "aligned"]
+        log(f"$ occsynth {shlex.join(args)}")
+        occsynth.main(args, prog_name="occsynth", standalone_mode=False)
+    return manifest
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/ablation"),
+              show_default=True, help="Ablation folder: runs, results.csv, results.md, robustness charts.")
+@click.option("--data", "manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="manifest.csv of `occsynth generate` (train and test splits). Without it the demo data is "
+                   "built and paired under OUT/data.")
+@click.option("--demo", is_flag=True, help="Build the embedded demo data and generate pairs (the default when "
+                                           "--data is not given).")
+@click.option("--seeds", default=None, callback=_csv_ints,
+              help="Comma-separated seeds; each repeats pre-training and all presets [default: 0,1,2; 0 with --quick].")
+@click.option("--presets", default=",".join(PRESET_NAMES), show_default=True, callback=_csv_presets,
+              help="Comma-separated Table-1 presets to fine-tune (resnet is the baseline).")
+@click.option("--quick", is_flag=True,
+              help="CI-sized pipeline check: tiny net, 32 px, one epoch per phase, one seed.")
+@click.option("--size-preset", "--size", "size_preset", type=click.Choice(["demo", "paper-rafdb", "paper-affectnet"]),
+              default="demo", show_default=True,
+              help="Architecture / resolution / schedule preset (--size as in `fer-pi train`).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Fine-tuning epochs per preset.")
+@click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Pre-training epochs per seed.")
+@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+              help="Override the size preset's architecture.")
+@click.option("--image-size", type=click.IntRange(min=16), default=None, help="Override the input size.")
+@click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
+              help="Any config field, e.g. --set lambda_adv=0.1 (repeatable; same for every preset).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | None, presets: list[str],
+           quick: bool, size_preset: str, epochs: int | None, pretrain_epochs: int | None, arch: str | None,
+           image_size: int | None, set_items: tuple[str, ...], device: str) -> None:
+    """Run the paper's ablation (Table 1) and write the comparison table.
+
+    Per seed: pre-train teacher and student once, fine-tune each preset from that shared
+    pre-training, evaluate every fine-tuned student (final epoch) on the held-out occluded test
+    split. Writes OUT/results.csv, OUT/results.md (mean and std over seeds next to the paper's
+    RAF-DB figures), per-category/coverage tables and bar charts (baseline vs full).
+    """
+    from ..ablation import run_ablation
+    from ..utils import setup_logging
+
+    setup_logging()
+    if manifest is not None and demo:
+        raise click.UsageError("give either --data MANIFEST or --demo, not both")
+    seeds = seeds if seeds is not None else ([0] if quick else [0, 1, 2])
+    manifest_given = manifest is not None
+    if manifest is None:
+        manifest = build_demo_pairs(out_dir / "data", seed=0, quick=quick)
+    overrides = {k: v for k, v in (("epochs", epochs), ("pretrain_epochs", pretrain_epochs), ("arch", arch),
+                                   ("image_size", image_size)) if v is not None}
+    # the command as it takes effect (resolved defaults), recorded in results.md
+    parts = ["--out", str(out_dir), "--data" if not demo and manifest_given else "--demo"]
+    parts += [str(manifest)] if not demo and manifest_given else []
+    parts += ["--seeds", ",".join(map(str, seeds)), "--presets", ",".join(presets), "--size-preset", size_preset]
+    parts += ["--quick"] if quick else []
+    for flag, value in (("--epochs", epochs), ("--pretrain-epochs", pretrain_epochs), ("--arch", arch),
+                        ("--image-size", image_size)):
+        parts += [flag, str(value)] if value is not None else []
+    for item in set_items:
+        parts += ["--set", item]
+    command = "fer-pi ablate " + shlex.join(parts)
+    result = run_ablation(out_dir, manifest, seeds=seeds, presets=presets, size_preset=size_preset, quick=quick,
+                          overrides=overrides, set_items=set_items, device=device, command=command,
+                          log=click.echo)
+    click.echo("")
+    click.echo(f"{'preset':8s} {'occluded acc %':>15s} {'std':>6s} {'seeds':>5s}")
+    for s in result["summary"]:
+        std = "n/a" if s["std"] != s["std"] else f"{s['std']:.2f}"
+        click.echo(f"{s['preset']:8s} {s['mean']:15.2f} {std:>6s} {s['n']:5d}")
+    click.echo(f"wrote {result['results_csv']} and {result['results_md']} ({result['wall_s'] / 60:.1f} min)")

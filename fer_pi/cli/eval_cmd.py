@@ -1,0 +1,226 @@
+"""``fer-pi evaluate``, ``fer-pi predict`` and ``fer-pi bench``: thin wrappers over fer_pi's library."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from occlusion_synth.cli._common import UserError
+
+
+def _int_list(ctx, param, value: str) -> list[int]:
+    try:
+        out = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers such as 8,32") from None
+    if not out or any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: needs one or more integers >= 1")
+    return out
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{100.0 * x:6.2f}"
+
+
+def _print_groups(title: str, tables: dict[str, dict]) -> None:
+    """One column of accuracy per model: ``tables`` is ``{model: {group: {"accuracy", "n"}}}``."""
+    models = list(tables)
+    groups = list(dict.fromkeys(g for t in tables.values() for g in t))
+    click.echo(f"\n{title}")
+    click.echo(f"  {'group':<14} {'n':>6} " + " ".join(f"{m[:12]:>12}" for m in models))
+    for g in groups:
+        n = next((t[g].get("n") for t in tables.values() if g in t), 0)
+        accs = " ".join(f"{_fmt((tables[m].get(g) or {}).get('accuracy')):>12}" for m in models)
+        click.echo(f"  {g:<14} {n:>6} {accs}")
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="manifest.csv written by `occsynth generate` (clean/occluded/mask pairs).")
+@click.option("--split", default="test", show_default=True,
+              help="Manifest split to score (the held-out occluded test split by default).")
+@click.option("--by", "by", type=click.Choice(["category", "coverage", "class"]), multiple=True,
+              help="Print accuracy tables: 'category' (occluder category and coverage bin), 'coverage', "
+                   "'class'. Repeatable. The JSON always holds all of them.")
+@click.option("--which", type=click.Choice(["student", "teacher"]), default="student", show_default=True,
+              help="Which network of the checkpoint to score (the teacher is the clean-face network).")
+@click.option("--image-size", type=click.IntRange(min=8), default=None,
+              help="Input size in pixels (default: the checkpoint's training size).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Evaluation batch size.")
+@click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A baseline to compare with (its checkpoint, scored on the same data, or its evaluation.json): "
+                   "side-by-side tables per occluder category and coverage bin, robustness.md and bar charts.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for evaluation.json, evaluation.md, confusion.png, reconstructions.png "
+                   "(default: CHECKPOINT's folder / eval).")
+def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], which: str,
+             image_size: int | None, batch_size: int, num_workers: int, device: str,
+             baseline: Path | None, out_dir: Path | None) -> None:
+    """Score CHECKPOINT on the occluded images of a split (clean ones for reference).
+
+    Writes overall, per-class, per-occluder-category and per-coverage-bin accuracy with the
+    confusion matrix to JSON and markdown, a confusion-matrix PNG, and a reconstruction grid
+    when the checkpoint holds a decoder.
+    """
+    from .. import plots
+    from ..evaluation import evaluate_checkpoint, strip_examples
+    from ..report import EVAL_JSON, _write_text, evaluation_markdown
+
+    out_dir = out_dir or checkpoint.parent / "eval"
+    result = evaluate_checkpoint(checkpoint, manifest, split=split, which=which, image_size=image_size,
+                                 batch_size=batch_size, num_workers=num_workers, device=device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    examples = result.pop("examples", None)
+    plots.plot_confusion(result["confusion"], result["class_names"], out_dir / "confusion.png",
+                         title=f"{which} on occluded {split}")
+    if examples is not None:
+        plots.plot_reconstructions(examples["clean"], examples["occluded"], examples["reconstructed"],
+                                   out_dir / "reconstructions.png")
+    if result.get("per_category"):
+        plots.plot_category_bars({which: {g: 100 * v["accuracy"] for g, v in result["per_category"].items()}},
+                                 out_dir / "category.png")
+    from occlusion_synth.io import atomic_write_bytes
+
+    atomic_write_bytes(out_dir / EVAL_JSON, (json.dumps(strip_examples(result), indent=2) + "\n").encode())
+    _write_text(out_dir / "evaluation.md", evaluation_markdown(result, title=f"{checkpoint} ({which}, {split})"))
+    clean = result.get("clean") or {}
+    click.echo(f"{checkpoint} [{which}] split={split} n={result['n']}: occluded accuracy "
+               f"{_fmt(result['accuracy']).strip()}%"
+               + (f", clean accuracy {_fmt(clean.get('accuracy')).strip()}%" if clean else "")
+               + (f", rec MSE {result['rec_mse']:.4f}" if "rec_mse" in result else ""))
+    results = {"model": result}
+    if baseline is not None:
+        results = _with_baseline(result, baseline, manifest, split, image_size, batch_size, num_workers, device,
+                                 out_dir)
+    if "class" in by:
+        _print_groups("per class", {m: r["per_class"] for m, r in results.items()})
+    if "category" in by:
+        _print_groups("per occluder category", {m: r.get("per_category", {}) for m, r in results.items()})
+    if "category" in by or "coverage" in by:
+        _print_groups("per coverage bin (occluded fraction of the face)",
+                      {m: r.get("per_coverage_bin", {}) for m, r in results.items()})
+    click.echo(f"wrote {out_dir / EVAL_JSON}")
+
+
+def _with_baseline(result: dict, baseline: Path, manifest: Path, split: str, image_size, batch_size: int,
+                   num_workers: int, device: str, out_dir: Path) -> dict:
+    """Score (or read) the baseline, write robustness.md and the bar charts, return both results."""
+    from .. import plots
+    from ..evaluation import evaluate_checkpoint, strip_examples
+    from ..report import _write_text, robustness_bars_table, robustness_markdown
+
+    if baseline.suffix == ".json":
+        base = json.loads(baseline.read_text())
+    else:
+        base = strip_examples(evaluate_checkpoint(baseline, manifest, split=split, image_size=image_size,
+                                                  batch_size=batch_size, num_workers=num_workers, device=device))
+    names = [base.get("method") or "baseline", result.get("method") or "model"]
+    if names[0] == names[1]:
+        names = ["baseline", "model"]
+    results = {names[0]: base, names[1]: result}
+    text = [f"# Occlusion robustness: {names[1]} vs {names[0]} ({split} split)\n\n",
+            f"Occluded accuracy: {names[0]} {_fmt(base.get('accuracy')).strip()}%, "
+            f"{names[1]} {_fmt(result.get('accuracy')).strip()}% (n = {result.get('n')}).\n"]
+    for key, label, png in (("per_category", "occluder category", "robustness_category.png"),
+                            ("per_coverage_bin", "coverage bin", "robustness_coverage.png")):
+        text += [f"\n## Accuracy per {label}\n\n", robustness_markdown(results, key, label), f"\n![{label}]({png})\n"]
+        plots.plot_category_bars(robustness_bars_table(results, key), out_dir / png,
+                                 title=f"accuracy by {label}: {names[1]} vs {names[0]}")
+    _write_text(out_dir / "robustness.md", "".join(text))
+    return results
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--face-crop/--no-face-crop", default=False, show_default=True,
+              help="Detect the largest face with occlusion_synth landmarks and crop its box (with a margin) "
+                   "before resizing; off: the whole image is taken as an aligned face crop.")
+@click.option("--backend", default="auto", show_default=True,
+              help="Landmark backend used by --face-crop (auto, dlib, mediapipe).")
+@click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=0.25, show_default=True,
+              help="Face-box margin for --face-crop, as a fraction of the box size on each side.")
+@click.option("--which", type=click.Choice(["student", "teacher"]), default="student", show_default=True,
+              help="Which network of the checkpoint to use.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text lines.")
+def predict(checkpoint: Path, images: tuple[Path, ...], face_crop: bool, backend: str, margin: float,
+            which: str, device: str, as_json: bool) -> None:
+    """Predict the expression of each image in IMAGES with CHECKPOINT.
+
+    Prints the label and the class probabilities per image. An unreadable image (or one with no
+    face under --face-crop) prints a line naming the file and the others go on; exit status 2
+    when no image could be predicted.
+    """
+    from ..evaluation import predict_images
+
+    results = predict_images(checkpoint, images, face_crop=face_crop, backend=backend, margin=margin,
+                             which=which, device=device)
+    ok = [r for r in results if "error" not in r]
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                click.echo(f"{r['image']}: ERROR {r['error']}")
+                continue
+            probs = "  ".join(f"{k} {v:.3f}" for k, v in sorted(r["probabilities"].items(), key=lambda kv: -kv[1]))
+            click.echo(f"{r['image']}: {r['label_name']} ({r['probability']:.3f})  [{probs}]")
+    if not ok:
+        raise UserError(f"no image could be predicted ({len(results)} given)")
+
+
+@click.command()
+@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default="resnet50",
+              show_default=True, help="Backbone architecture (random weights; speed does not depend on them).")
+@click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True,
+              help="Square input size in pixels (paper: 224 for AffectNet, 88 for RAF-DB).")
+@click.option("--batch-sizes", default="8,32", show_default=True, callback=_int_list,
+              help="Comma-separated batch sizes to time.")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed steps per measurement (after the warm-up).")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed warm-up steps per measurement.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="Mixed precision (fp16 needs CUDA).")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="Use the channels_last memory format on CUDA.")
+@click.option("--mode", type=click.Choice(["both", "train", "infer"]), default="both", show_default=True,
+              help="Time the full fine-tune step, inference, or both.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="torch CPU threads (0: torch's default). On a shared machine 1 can beat a contended 2.")
+@click.option("--out", "out_json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the measurements to this JSON file.")
+def bench(arch: str, image_size: int, batch_sizes: list[int], steps: int, warmup: int, device: str,
+          amp: str, channels_last: bool, mode: str, threads: int, out_json: Path | None) -> None:
+    """Time training pairs/s (a full fine-tune step) and inference images/s.
+
+    A training step is one discriminator step plus one student step of Algorithm 1 with every
+    loss on: frozen-teacher forward, student forward/backward, decoder, discriminator.
+    """
+    from ..evaluation import run_benchmark
+
+    report = run_benchmark(arch=arch, image_size=image_size, batch_sizes=batch_sizes, steps=steps,
+                           warmup=warmup, device=device, amp=amp, channels_last=channels_last, mode=mode,
+                           threads=threads)
+    click.echo(f"device: {report['device']} ({report['device_name']}), arch {arch}, {image_size} px, amp {amp}, "
+               f"torch {report['torch']}, {report['threads']} threads")
+    click.echo(f"  {'batch':>5}  {'train pairs/s':>14}  {'infer images/s':>15}")
+    for row in report["results"]:
+        tr = row.get("train_pairs_per_s")
+        inf = row.get("infer_images_per_s")
+        click.echo(f"  {row['batch_size']:>5}  {'-' if tr is None else f'{tr:.2f}':>14}  "
+                   f"{'-' if inf is None else f'{inf:.2f}':>15}")
+    if out_json is not None:
+        from occlusion_synth.io import atomic_write_bytes
+
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out_json, (json.dumps(report, indent=2) + "\n").encode())
+        click.echo(f"wrote {out_json}")

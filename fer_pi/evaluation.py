@@ -1,0 +1,388 @@
+"""Evaluate a trained student on paired data: occluded accuracy, clean reference, robustness tables.
+
+The student is scored on the occluded images (the paper's metric: overall accuracy on the seven
+classes); the same pairs' clean images are scored too, for reference, so the gap clean - occluded
+shows how much the occluders cost. Results are plain JSON-ready dicts built by
+:func:`fer_pi.metrics.classification_report`.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+
+
+def class_names_for(num_classes: int) -> list[str]:
+    """Canonical class names ``neutral, happiness, ...`` for ``num_classes`` outputs."""
+    from occlusion_synth.labels import CANONICAL
+
+    if num_classes <= len(CANONICAL):
+        return list(CANONICAL[:num_classes])
+    return list(CANONICAL) + [f"class{i}" for i in range(len(CANONICAL), num_classes)]
+
+
+def _logits_of(output: Any):
+    """Backbones return ``(logits, features)``; accept a bare logits tensor too."""
+    if isinstance(output, (tuple, list)):
+        return output[0], (output[1] if len(output) > 1 else None)
+    return output, None
+
+
+def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool = True,
+             class_names: list[str] | None = None, num_examples: int = 8,
+             coverage_edges=metrics.COVERAGE_EDGES) -> dict:
+    """Score ``model`` on every batch of ``loader``.
+
+    Args:
+        model: a :class:`fer_pi.models.Backbone` (forward(x) -> (logits (B, C), features)).
+        loader: yields dict batches with ``occluded``/``clean`` (B, 3, S, S) float normalised,
+            ``label`` (B,) int64, ``category`` (B,) str, ``occluded_fraction`` (B,) float.
+        device: torch device or name.
+        decoder: optional :class:`fer_pi.models.Decoder`; when given, the mean reconstruction
+            MSE against the de-normalised clean image ([0, 1] RGB, as ``loss_rec``) is reported
+            and the first ``num_examples`` triples are returned under ``"examples"`` (Figure 4).
+        clean_reference: also score the clean images of the same pairs.
+        class_names: names for the C outputs (canonical names by default).
+
+    Returns:
+        ``{"n", "accuracy", "per_class", "per_category", "per_coverage_bin", "confusion",
+        "class_names", "mean_loss", "clean": {...} (if clean_reference), "rec_mse" (if decoder)}``
+        plus ``"examples"`` (numpy arrays, not JSON; pop it before dumping) when a decoder is given.
+        Accuracies are fractions in [0, 1].
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    if decoder is not None:
+        dec_training = decoder.training
+        decoder.eval()
+    y_true: list[int] = []
+    y_pred: list[int] = []
+    y_pred_clean: list[int] = []
+    cats: list[str] = []
+    fractions: list[float] = []
+    loss_sum = 0.0
+    rec_sum, rec_count = 0.0, 0
+    ex_clean, ex_occ, ex_rec = [], [], []
+    num_classes = None
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                occ = batch["occluded"].to(device).float()
+                labels = batch["label"].to(device).long()
+                logits, feats = _logits_of(model(occ))
+                num_classes = logits.shape[1]
+                loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+                y_true.extend(labels.cpu().tolist())
+                y_pred.extend(logits.argmax(1).cpu().tolist())
+                cats.extend(str(c) or "none" for c in batch.get("category", ["unknown"] * len(labels)))
+                fr = batch.get("occluded_fraction")
+                fractions.extend([math.nan] * len(labels) if fr is None else
+                                 [float(x) for x in (fr.tolist() if hasattr(fr, "tolist") else fr)])
+                if clean_reference and "clean" in batch:
+                    clean = batch["clean"].to(device).float()
+                    y_pred_clean.extend(_logits_of(model(clean))[0].argmax(1).cpu().tolist())
+                if decoder is not None and feats is not None and "clean" in batch:
+                    # the decoder outputs [0, 1] RGB, compared with the de-normalised clean image
+                    target = _denormalize(batch["clean"].to(device).float())
+                    rec = decoder(feats).float()
+                    if rec.shape[-2:] != target.shape[-2:]:
+                        rec = F.interpolate(rec, size=target.shape[-2:], mode="bilinear", align_corners=False)
+                    rec_sum += float(((rec - target) ** 2).mean(dim=(1, 2, 3)).sum())
+                    rec_count += rec.shape[0]
+                    take = num_examples - len(ex_clean)
+                    if take > 0:
+                        ex_clean.extend(_to_uint8(target[:take]))
+                        ex_occ.extend(_to_uint8(_denormalize(occ[:take])))
+                        ex_rec.extend(_to_uint8(rec[:take]))
+    finally:
+        model.train(was_training)
+        if decoder is not None:
+            decoder.train(dec_training)
+    if num_classes is None:
+        from .errors import DataError
+
+        raise DataError("evaluation data is empty: the split has no sample")
+    names = class_names or class_names_for(num_classes)
+    result = metrics.classification_report(y_true, y_pred, names, categories=cats,
+                                           fractions=fractions, edges=coverage_edges)
+    result["mean_loss"] = loss_sum / len(y_true)
+    if y_pred_clean:
+        clean_rep = metrics.classification_report(y_true, y_pred_clean, names, categories=cats)
+        result["clean"] = {k: clean_rep[k] for k in ("n", "accuracy", "per_class", "confusion", "per_category")}
+    if rec_count:
+        result["rec_mse"] = rec_sum / rec_count
+        result["examples"] = {"clean": np.stack(ex_clean), "occluded": np.stack(ex_occ),
+                              "reconstructed": np.stack(ex_rec)}
+    return result
+
+
+def _denormalize(x):
+    """(B, 3, S, S) ImageNet-normalised -> [0, 1] RGB, the target ``loss_rec`` uses in training."""
+    from .data import denormalize
+
+    return denormalize(x)
+
+
+def _to_uint8(x) -> list[np.ndarray]:
+    """(B, 3, S, S) float in [0, 1] -> list of (S, S, 3) uint8 RGB."""
+    arr = x.detach().float().clamp(0, 1).cpu().numpy().transpose(0, 2, 3, 1)
+    return list((arr * 255.0 + 0.5).astype(np.uint8))
+
+
+def strip_examples(result: dict) -> dict:
+    """A copy of ``result`` without the non-JSON ``examples`` entry."""
+    return {k: v for k, v in result.items() if k != "examples"}
+
+
+def evaluate_checkpoint(checkpoint, manifest, split: str = "test", which: str = "student",
+                        image_size: int | None = None, batch_size: int = 64, num_workers: int = 0,
+                        device: str = "auto") -> dict:
+    """Load a fer_pi checkpoint and :func:`evaluate` it on one split of a paired manifest.
+
+    The reconstruction is scored too when the checkpoint holds a decoder (student only).
+
+    Returns:
+        The :func:`evaluate` dict plus ``checkpoint``, ``which``, ``split``, ``manifest``,
+        ``image_size``, ``arch``, ``method`` and ``phase``.
+    """
+    from .checkpoint import load_checkpoint
+    from .data import PairedDataset, build_loader
+    from .models import Decoder, load_for_inference
+    from .utils import resolve_device
+
+    dev = resolve_device(device)
+    model, config = load_for_inference(checkpoint, which=which, device=dev)
+    payload = load_checkpoint(checkpoint)
+    size = int(image_size or config.get("image_size", 88))
+    decoder = None
+    if which == "student" and payload.get("decoder"):
+        decoder = Decoder(model.feature_channels, size)
+        decoder.load_state_dict(payload["decoder"])
+        decoder.to(dev).eval()
+    dataset = PairedDataset(manifest, split, size, augment=False)
+    loader = build_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers)
+    result = evaluate(model, loader, dev, decoder=decoder)
+    result.update(checkpoint=str(checkpoint), which=which, split=split, manifest=str(manifest),
+                  image_size=size, arch=config.get("arch"), method=config.get("method"),
+                  phase=payload.get("phase"))
+    return result
+
+
+def predict_images(checkpoint, images, face_crop: bool = False, backend: str = "auto", margin: float = 0.25,
+                   which: str = "student", device: str = "auto") -> list[dict]:
+    """Classify image files one by one; a broken file gives an ``error`` entry, not an exception.
+
+    Args:
+        checkpoint: fer_pi checkpoint path.
+        images: image paths.
+        face_crop: detect the largest face (``occlusion_synth.landmarks.detect``), crop its box
+            widened by ``margin`` on each side, then resize; otherwise the whole image is resized
+            (it is taken to be an aligned face crop like the training data).
+        backend: landmark backend for ``face_crop``.
+
+    Returns:
+        One dict per image: ``{"image", "label", "label_name", "probability", "probabilities"
+        {name: p}, "face_box" [x0, y0, x1, y1] or None}`` or ``{"image", "error"}``.
+    """
+    import torch
+
+    from occlusion_synth.errors import OcclusionSynthError
+    from occlusion_synth.io import read_image
+
+    from .data.transforms import resize, to_tensor
+    from .models import load_for_inference
+    from .utils import resolve_device
+
+    dev = resolve_device(device)
+    model, config = load_for_inference(checkpoint, which=which, device=dev)
+    size = int(config.get("image_size", 88))
+    names = class_names_for(model.num_classes)
+    out: list[dict] = []
+    for path in images:
+        try:
+            image = read_image(path)
+            box = None
+            if face_crop:
+                image, box = crop_face(image, backend=backend, margin=margin, name=str(path))
+            x = to_tensor(resize(image, size))[None].to(dev)
+            with torch.no_grad():
+                probs = torch.softmax(_logits_of(model(x))[0].float(), dim=1)[0].cpu()
+        except (OcclusionSynthError, OSError, ValueError) as exc:
+            out.append({"image": str(path), "error": str(exc)})
+            continue
+        k = int(probs.argmax())
+        out.append({"image": str(path), "label": k, "label_name": names[k], "probability": float(probs[k]),
+                    "probabilities": {n: float(p) for n, p in zip(names, probs.tolist())},
+                    "face_box": box})
+    return out
+
+
+def crop_face(image: np.ndarray, backend: str = "auto", margin: float = 0.25,
+              name: str | None = None) -> tuple[np.ndarray, list[float]]:
+    """Crop the largest detected face, as a square around its box widened by ``margin``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+
+    Returns:
+        ``(crop, box)``: the (h, w, 3) uint8 crop (clipped at the image border) and the face box
+        ``[x0, y0, x1, y1]`` the detector returned.
+
+    Raises:
+        NoFaceError: no face found (names ``name``).
+    """
+    from occlusion_synth.landmarks import detect
+
+    face = detect(image, backend=backend, name=name)[0]
+    x0, y0, x1, y1 = (float(v) for v in face.box)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) * (0.5 + margin)
+    h, w = image.shape[:2]
+    a, b = int(max(0, round(cx - half))), int(max(0, round(cy - half)))
+    c, d = int(min(w, round(cx + half))), int(min(h, round(cy + half)))
+    if c - a < 2 or d - b < 2:
+        from occlusion_synth.errors import NoFaceError
+
+        raise NoFaceError(f"{name or 'image'}: face box {face.box.tolist()} is outside the image")
+    return image[b:d, a:c], [x0, y0, x1, y1]
+
+
+# ----------------------------------------------------------------------------- throughput
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_benchmark(arch: str = "resnet50", image_size: int = 224, batch_sizes=(8, 32), steps: int = 10,
+                  warmup: int = 2, device: str = "auto", amp: str = "off", channels_last: bool = True,
+                  mode: str = "both", seed: int = 0, threads: int = 0) -> dict:
+    """Time the full fine-tune step (pairs/s) and inference (images/s) on random data.
+
+    A training step is exactly what ``fer-pi train --preset full`` runs per batch
+    (:mod:`fer_pi.engine.steps`): student forward on the occluded batch, frozen teacher forward on
+    the clean batch, one discriminator step on detached features, one student+decoder step on all
+    four losses. Inference is the student's forward pass under ``no_grad`` in eval mode. Each
+    measurement runs ``warmup`` untimed steps, then ``steps`` individually timed ones
+    (``torch.cuda.synchronize`` before reading the clock on GPU); rates use the median step time.
+    ``threads > 0`` sets torch's CPU thread count for the measurement (restored afterwards).
+
+    Returns:
+        ``{"device", "device_name", "torch", "threads", "arch", "image_size", "amp", "steps",
+        "warmup", "results": [{"batch_size", "train_pairs_per_s", "train_s_per_step",
+        "train_steps", "infer_images_per_s", "infer_s_per_step", "infer_steps"}, ...]}``.
+    """
+    import torch
+
+    from .utils import amp_dtype, resolve_device
+
+    dev = resolve_device(device)
+    dtype = amp_dtype(amp, dev)
+    old_threads = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        return _run_benchmark(arch, image_size, batch_sizes, steps, warmup, dev, dtype, amp, channels_last,
+                              mode, seed)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run_benchmark(arch, image_size, batch_sizes, steps, warmup, dev, dtype, amp, channels_last, mode,
+                   seed) -> dict:
+    import platform
+    import time
+
+    import torch
+
+    from .config import TrainConfig
+    from .engine.steps import PrivilegedTask, discriminator_step, student_step
+    from .models import Decoder, Discriminator, build_backbone
+    from .utils import autocast, make_scaler, seed_everything
+
+    seed_everything(seed)
+    fmt = torch.channels_last if (channels_last and dev.type == "cuda") else torch.contiguous_format
+    student = build_backbone(arch, None).to(dev, memory_format=fmt)
+    teacher = build_backbone(arch, None).to(dev, memory_format=fmt)
+    disc = Discriminator(student.feature_channels).to(dev)
+    decoder = Decoder(student.feature_channels, image_size).to(dev)
+    cfg = TrainConfig.from_preset("full", arch=arch, image_size=image_size, weights="none")
+    task = PrivilegedTask(student, teacher, disc, decoder, cfg)
+    opt_s = torch.optim.Adam([{"params": student.parameters(), "lr": cfg.lr_student},
+                              {"params": decoder.parameters(), "lr": cfg.lr_decoder}])
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_disc)
+    scaler_s, scaler_d = make_scaler(dev, dtype), make_scaler(dev, dtype)
+    ac = lambda: autocast(dev, dtype)  # noqa: E731
+
+    def batch_of(n: int) -> dict:
+        g = torch.Generator().manual_seed(seed + n)
+        x = torch.randn(2, n, 3, image_size, image_size, generator=g)
+        return {"clean": x[0].to(dev).contiguous(memory_format=fmt),
+                "occluded": x[1].to(dev).contiguous(memory_format=fmt),
+                "label": torch.randint(0, 7, (n,), generator=g).to(dev)}
+
+    def train_once(batch: dict) -> None:
+        task.train(True)
+        with ac():
+            fw = task.forward(batch)
+        discriminator_step(task, fw, opt_d, scaler_d, k1=cfg.k1, autocast=ac)
+        student_step(task, fw, batch, opt_s, scaler_s, autocast=ac)
+
+    def infer_once(batch: dict) -> None:
+        student.eval()
+        with torch.no_grad(), ac():
+            student(batch["occluded"])
+
+    def timed(fn, batch: dict) -> tuple[float, float]:
+        """(median, mean) seconds per step; each step is synchronised and timed on its own so that
+        the median resists transient load from other processes on a shared machine."""
+        for _ in range(warmup):
+            fn(batch)
+        _sync(dev)
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            fn(batch)
+            _sync(dev)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times)), float(np.mean(times))
+
+    results = []
+    for bs in batch_sizes:
+        batch = batch_of(int(bs))
+        row: dict[str, Any] = {"batch_size": int(bs)}
+        if mode in ("both", "train"):
+            med, mean = timed(train_once, batch)
+            row.update(train_pairs_per_s=bs / med, train_s_per_step=med, train_s_per_step_mean=mean,
+                       train_steps=steps)
+        if mode in ("both", "infer"):
+            med, mean = timed(infer_once, batch)
+            row.update(infer_images_per_s=bs / med, infer_s_per_step=med, infer_s_per_step_mean=mean,
+                       infer_steps=steps)
+        results.append(row)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(platform.machine())
+    return {"device": dev.type, "device_name": name, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "arch": arch, "image_size": image_size, "amp": amp,
+            "channels_last": fmt is torch.channels_last, "steps": steps, "warmup": warmup,
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "results": results}
+
+
+def _cpu_name(default: str) -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return default

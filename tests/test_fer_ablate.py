@@ -1,0 +1,135 @@
+"""``fer-pi ablate --quick`` end to end, the summary statistics, and the demo report."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fer_fixtures import make_tiny_manifest  # noqa: E402
+
+from fer_pi import ablation, report  # noqa: E402
+from fer_pi.cli import cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate")
+    manifest = make_tiny_manifest(root / "data", n_per_class=2, size=32)
+    out = root / "abl"
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--data", str(manifest), "--quick",
+                                   "--presets", "resnet,full"])
+    return {"root": root, "manifest": manifest, "out": out, "result": res}
+
+
+def test_ablate_quick_writes_results(quick_run):
+    res, out = quick_run["result"], quick_run["out"]
+    assert res.exit_code == 0, res.output
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["preset"], r["seed"]) for r in rows] == [("pretrain", "0"), ("resnet", "0"), ("full", "0")]
+    for r in rows:
+        ev = json.loads((Path(r["checkpoint"]).parent / "eval" / "evaluation.json").read_text())
+        assert float(r["occluded_acc"]) == pytest.approx(100 * ev["accuracy"], abs=1e-3)
+        assert int(r["n_test"]) == ev["n"] == 14
+        assert ev["split"] == "test"
+    # fine-tuned from the shared pre-training, evaluated at the final epoch (no test-set selection)
+    assert rows[1]["checkpoint"].endswith("seed0/resnet/last.pt")
+    cfg = json.loads((out / "seed0" / "full" / "config.json").read_text())
+    assert cfg["teacher"].endswith("seed0/pretrain/teacher.pt") and cfg["method"] == "full"
+    assert cfg["val_split"] == "none" and cfg["arch"] == "tiny" and cfg["epochs"] == 1
+    md = (out / "results.md").read_text()
+    assert "| resnet | ResNet |" in md and "77.54" in md and "81.97" in md
+    assert "--quick run" in md and "single seed" in md
+    assert "Command: `fer-pi ablate --out " in md and "--presets resnet,full" in md
+    assert (out / "robustness_category.png").stat().st_size > 2000
+    with open(out / "results_groups.csv", newline="") as fh:
+        groups = list(csv.DictReader(fh))
+    assert {g["kind"] for g in groups} == {"category", "coverage"}
+
+
+def test_ablate_resumes_without_retraining(quick_run):
+    out = quick_run["out"]
+    ckpt = out / "seed0" / "full" / "last.pt"
+    before = ckpt.stat().st_mtime_ns
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--data", str(quick_run["manifest"]), "--quick",
+                                   "--presets", "resnet,full"])
+    assert res.exit_code == 0, res.output
+    assert ckpt.stat().st_mtime_ns == before
+
+
+def test_ablate_rejects_bad_options(tmp_path):
+    res = CliRunner().invoke(cli, ["ablate", "--presets", "resnet,bogus", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "bogus" in res.output
+    res = CliRunner().invoke(cli, ["ablate", "--seeds", "a,b", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "seeds" in res.output.lower()
+
+
+def test_summarize_mean_std_by_hand():
+    rows = [{"preset": "resnet", "occluded_acc": "70.0", "clean_acc": "80.0"},
+            {"preset": "resnet", "occluded_acc": "74.0", "clean_acc": "82.0"},
+            {"preset": "full", "occluded_acc": "75.0", "clean_acc": "81.0"}]
+    s = {x["preset"]: x for x in ablation.summarize(rows)}
+    assert s["resnet"]["mean"] == 72.0 and s["resnet"]["std"] == pytest.approx(2 ** 0.5 * 2)
+    assert s["resnet"]["clean_mean"] == 81.0 and s["full"]["n"] == 1 and math.isnan(s["full"]["std"])
+    text = ablation.noise_statement({"mean": 72.0, "std": 2.0, "n": 3}, {"mean": 72.5, "std": 2.0, "n": 3})
+    assert "+0.50" in text and "within" in text
+    text = ablation.noise_statement({"mean": 70.0, "std": 0.5, "n": 3}, {"mean": 75.0, "std": 0.5, "n": 3})
+    assert "larger than" in text
+
+
+def test_demo_report_links_pictures_relatively(quick_run, tmp_path):
+    out = quick_run["out"]
+    # what `make demo` does: `fer-pi evaluate` each run (pictures + evaluation.json), then the report
+    ev = CliRunner().invoke(cli, ["evaluate", str(out / "seed0" / "full" / "last.pt"), "--data",
+                                  str(quick_run["manifest"]), "--out", str(out / "seed0" / "full" / "eval")])
+    assert ev.exit_code == 0, ev.output
+    md = report.write_demo_report([out / "seed0" / "resnet", out / "seed0" / "full"], tmp_path / "rep" / "report.md",
+                                  pairs_dir=quick_run["manifest"].parent)
+    text = md.read_text()
+    assert "| resnet |" in text and "| full |" in text
+    assert "Accuracy per occluder category" in text
+    links = [line.split("](", 1)[1].rstrip(")\n") for line in text.splitlines() if "![" in line]
+    assert any(link.endswith("curves.png") for link in links)
+    assert any(link.endswith("full/eval/confusion.png") for link in links)
+    assert any(link.endswith("full/eval/reconstructions.png") for link in links)
+    for link in links:
+        assert not Path(link).is_absolute() and (md.parent / link).is_file(), link
+    assert (md.parent / "example_pairs.png").stat().st_size > 2000
+    from fer_pi.errors import DataError
+
+    with pytest.raises(DataError, match="fer-pi evaluate"):
+        report.write_demo_report([tmp_path], tmp_path / "x.md")
+
+
+def test_report_module_demo_mode(quick_run, tmp_path, capsys):
+    """`python -m fer_pi.report demo --run-dir RUN` (the make demo call): RUN/resnet vs RUN/full."""
+    out = quick_run["out"] / "seed0"
+    target = tmp_path / "report.md"
+    assert report.main(["demo", "--run-dir", str(out), "--out", str(target)]) == 0
+    text = target.read_text()
+    assert "| resnet |" in text and "| full |" in text
+    assert (tmp_path / "example_pairs.png").is_file()  # pairs folder found from the run's config.json
+    assert report.main(["demo", "--run-dir", str(tmp_path / "nothing")]) == 2
+    assert "none of the run folders" in capsys.readouterr().err
+
+
+def test_ablate_quick_builds_demo_data_and_pairs(tmp_path):
+    """Without --data: `occsynth demo-data` + `occsynth generate` (real photos, real landmarks), then train."""
+    out = tmp_path / "abl"
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--quick", "--presets", "full"])
+    assert res.exit_code == 0, res.output
+    manifest = out / "data" / "pairs" / "manifest.csv"
+    with open(manifest, newline="") as fh:
+        pairs = list(csv.DictReader(fh))
+    assert {p["split"] for p in pairs} == {"train", "test"}
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    test_n = sum(p["split"] == "test" for p in pairs)
+    assert [r["preset"] for r in rows] == ["pretrain", "full"] and int(rows[1]["n_test"]) == test_n
+    assert "$ occsynth demo-data" in res.output and "$ occsynth generate" in res.output
