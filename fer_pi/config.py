@@ -34,7 +34,7 @@ METHOD_PRESETS: dict[str, dict[str, bool]] = {
 #: Size presets: architecture, resolution, schedule.
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     # CPU minutes on a few hundred 64 px pairs; no pretrained weights needed.
-    "demo": dict(arch="resnet18", weights="none", image_size=64, pretrain_epochs=4, epochs=3,
+    "demo": dict(arch="resnet18", weights="none", image_size=64, pretrain_epochs=10, epochs=6,
                  batch_size=16, lr_pretrain=1e-3, lr_teacher=1e-3, num_workers=0,
                  threads=1),  # a shared 2-core box: one thread is far faster than two contended ones
     # Section 5.1: ResNet-50 initialised on ImageNet, RAF-DB faces resized to 88x88.

@@ -13,24 +13,27 @@ start=$(date +%s)
 step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
 step "1/6 build the embedded demo dataset (RAF-DB layout) -> $DATA"
-$BIN/occsynth demo-data "$DATA" --seed "$SEED"
+if [ -f "$DATA/demo_info.json" ]; then echo "already built: $DATA (delete it to rebuild)"
+else $BIN/occsynth demo-data "$DATA" --seed "$SEED"; fi
 
 step "2/6 generate clean/occluded/mask pairs -> $PAIRS"
 $BIN/occsynth generate --src rafdb --root "$DATA" --templates assets --out "$PAIRS" \
     --landmarks aligned --seed "$SEED" --workers 2
 
 step "3/6 contact sheet of generated pairs -> $RUN/pairs_preview.png"
-mkdir -p "$RUN"
+rm -rf "$RUN"; mkdir -p "$RUN"   # runs are cheap: a re-run starts them afresh
 $BIN/occsynth preview --templates assets --src "$DATA/Image/aligned" -n 8 --seed "$SEED" -o "$RUN/pairs_preview.png"
 
 step "4/6 pretrain teacher (clean) and student (occluded) once, shared by both methods"
-$BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size demo --seed "$SEED" --out "$RUN/pretrain"
+# the demo data has no val split: no checkpoint selection (val_split=none), last.pt is evaluated
+$BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size demo --seed "$SEED" --set val_split=none \
+    --out "$RUN/pretrain"
 
 step "5/6 fine-tune: baseline (CE only) and full method (sim + LIR + adv + rec)"
 for preset in resnet full; do
   $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size demo --seed "$SEED" \
-      --pretrained-run "$RUN/pretrain" --out "$RUN/$preset"
-  $BIN/fer-pi evaluate "$RUN/$preset/best.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
+      --pretrained-run "$RUN/pretrain" --set val_split=none --out "$RUN/$preset"
+  $BIN/fer-pi evaluate "$RUN/$preset/last.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
 done
 
 step "6/6 report -> $RUN/report.md"
