@@ -9,38 +9,24 @@ states), ``rng`` (torch/numpy/python states as tensors and lists, see :mod:`fer_
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from occlusion_synth.io import atomic_write_bytes
+
 from .errors import FerPiError
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` to a temporary file in the same folder, then ``os.replace``.
+    """Write ``payload`` with ``torch.save`` atomically (temporary file, fsync, ``os.replace``).
 
     A crash leaves the previous checkpoint or the complete new one, never a partial file.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(payload, buf)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_bytes(path, buf.getvalue(), fsync=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

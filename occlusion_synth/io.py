@@ -115,10 +115,12 @@ def _default_file_mode() -> int:
 _FILE_MODE = _default_file_mode()  # what open() would give; mkstemp alone gives 0600
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A crash at any point leaves either the old file or the complete new one, never a partial file.
+    ``fsync=True`` also flushes the data to disk before the rename (checkpoints: survives a power
+    loss, at a cost that generation's many small files do not pay).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +128,9 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, p)
     except BaseException:

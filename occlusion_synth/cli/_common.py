@@ -6,6 +6,18 @@ import importlib
 import click
 
 
+CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
+
+
+def parse_categories(ctx, param, value: str) -> tuple[str, ...]:
+    """click callback: ``"food,mask"`` -> ``("food", "mask")``, rejecting unknown categories."""
+    cats = tuple(c.strip() for c in value.split(",") if c.strip())
+    bad = [c for c in cats if c not in CATEGORY_CHOICES]
+    if bad or not cats:
+        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
+    return cats
+
+
 class UserError(click.ClickException):
     """A user mistake (bad path, bad value, broken input): one line on stderr, exit status 2."""
 

@@ -9,18 +9,12 @@ from pathlib import Path
 import click
 
 from ..sources import READER_NAMES
+from ._common import CATEGORY_CHOICES, parse_categories
 
-CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
 REGION_CHOICES = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
 SPLIT_CHOICES = ("train", "val", "test")
 
 
-def _categories(ctx, param, value: str) -> tuple[str, ...]:
-    cats = tuple(c.strip() for c in value.split(",") if c.strip())
-    bad = [c for c in cats if c not in CATEGORY_CHOICES]
-    if bad or not cats:
-        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
-    return cats
 
 
 def _coverage(ctx, param, value):
@@ -90,7 +84,7 @@ def _command() -> str:
 @click.option("--templates", type=click.Path(exists=True), default=None,
               help="Template folder (default: the shipped assets/).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--categories", default=",".join(CATEGORY_CHOICES), show_default=True, callback=_categories,
+@click.option("--categories", default=",".join(CATEGORY_CHOICES), show_default=True, callback=parse_categories,
               help="Comma-separated occluder categories.")
 @click.option("--per-image", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Occluded variants per image (ids get _k0, _k1, ...; the clean file is shared).")

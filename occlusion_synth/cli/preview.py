@@ -5,15 +5,7 @@ from pathlib import Path
 
 import click
 
-CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
-
-
-def _categories(ctx, param, value: str) -> tuple[str, ...]:
-    cats = tuple(c.strip() for c in value.split(",") if c.strip())
-    bad = [c for c in cats if c not in CATEGORY_CHOICES]
-    if bad or not cats:
-        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
-    return cats
+from ._common import CATEGORY_CHOICES, parse_categories
 
 
 @click.command()
@@ -25,7 +17,7 @@ def _categories(ctx, param, value: str) -> tuple[str, ...]:
               help="Number of samples (one column each).")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output PNG.")
-@click.option("--categories", default=",".join(CATEGORY_CHOICES), show_default=True, callback=_categories,
+@click.option("--categories", default=",".join(CATEGORY_CHOICES), show_default=True, callback=parse_categories,
               help="Comma-separated occluder categories.")
 @click.option("--region", default="auto", show_default=True,
               type=click.Choice(["auto", "mouth", "eyes", "nose", "cheek", "chin", "random"]),
