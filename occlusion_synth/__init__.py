@@ -33,6 +33,8 @@ _LAZY = {
     "get_reader": "occlusion_synth.sources",
 }
 
+# Batch generation lives in ``occlusion_synth.generate`` (GenerateConfig, generate, merge); it is
+# not re-exported here because the function ``generate`` would clash with the submodule's name.
 __all__ = sorted(_LAZY) + ["__version__"]
 
 

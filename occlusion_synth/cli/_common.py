@@ -44,12 +44,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:  # TODO(integration): remove once every module exists
-            if exc.name == module:
-                return None
-            raise
+        return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx):
         try:

@@ -1,0 +1,4 @@
+"""``python -m occlusion_synth.cli`` runs the ``occsynth`` command line."""
+from . import main
+
+main()
