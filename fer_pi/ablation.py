@@ -173,8 +173,19 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
     return {"rows": rows, "summary": summary, "results_csv": out / "results.csv", "results_md": md, "wall_s": wall}
 
 
+def _summary_time(run_dir: Path) -> float | None:
+    """Sum of the epoch times in a run's summary.csv (the training time, also after a resume)."""
+    path = run_dir / "summary.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        times = [float(r["time_s"]) for r in csv.DictReader(fh) if r.get("time_s")]
+    return sum(times) if times else None
+
+
 def _row(preset: str, seed: int, res: dict, train_s: float, ckpt: Path) -> dict:
     clean = (res.get("clean") or {}).get("accuracy")
+    train_s = _summary_time(Path(ckpt).parent) or train_s
     return {"preset": preset, "seed": seed, "occluded_acc": _pct_num(res.get("accuracy")),
             "clean_acc": _pct_num(clean), "n_test": res.get("n"),
             "rec_mse": "" if res.get("rec_mse") is None else f"{res['rec_mse']:.6f}",
@@ -230,13 +241,13 @@ def _mean_groups(evals: dict, preset: str, key: str) -> dict:
     return {g: {"accuracy": sum(v) / len(v), "n": ns[g]} for g, v in per.items()}
 
 
-def _hardware() -> str:
+def _hardware(threads_cfg: int | None = None) -> str:
     from .evaluation import _cpu_name
 
     try:
         import torch
 
-        threads = torch.get_num_threads()
+        threads = threads_cfg or torch.get_num_threads()
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     except Exception:  # pragma: no cover - torch is a hard dependency
         threads, gpu = "?", "?"
@@ -270,7 +281,10 @@ def write_results_md(out: Path, summary: list[dict], rows: list[dict], evals: di
                  f"{config.get('lambda_adv')}/{config.get('lambda_rec')}, "
                  f"K1/K2 {config.get('k1')}/{config.get('k2')}.  \n")
     lines.append(f"Seeds: {', '.join(map(str, seeds))} (mean and sample std over seeds).  \n")
-    lines.append(f"Hardware: {_hardware()}; wall time {wall_s / 60:.1f} min.\n\n")
+    total = sum(float(r["train_s"]) for r in rows if r["train_s"])
+    lines.append(f"Hardware: {_hardware(config.get('threads'))}; training time {total / 60:.1f} min "
+                 "(sum of the runs' epoch times), "
+                 f"wall time of this invocation {wall_s / 60:.1f} min.\n\n")
     lines.append("## Accuracy on the occluded test split (%)\n\n")
     lines.append(ablation_markdown(table_rows))
     if pre is not None:
@@ -280,6 +294,12 @@ def write_results_md(out: Path, summary: list[dict], rows: list[dict], evals: di
     by = {s["preset"]: s for s in table_rows}
     if "resnet" in by and "full" in by:
         lines.append("\n" + noise_statement(by["resnet"], by["full"]) + "\n")
+    paired = _paired_rows(rows, [s["preset"] for s in table_rows])
+    if paired:
+        lines.append("\nPaired differences to `resnet` (each seed's presets share one pre-training and the "
+                     "same test images, so the per-seed difference removes the pre-training luck):\n\n")
+        lines.append(_table(["preset", "per-seed difference to resnet (points)", "mean", "std", "seeds better"],
+                            paired))
     lines.append("\nPaper column: Pan et al. 2019, Table 1, RAF-DB (ResNet-50, ImageNet init, 88 px, real RAF-DB "
                  "with synthesized food/hand/drink occluders).\n")
     if "resnet" in by and "full" in by:
@@ -334,6 +354,22 @@ def _loss_table(out: Path, presets: Sequence[str], seeds: Sequence[int]) -> list
         if any(cells):
             rows.append([p] + cells)
     return rows
+
+
+def _paired_rows(rows: Sequence[dict], presets: Sequence[str]) -> list[list[str]]:
+    base = {r["seed"]: float(r["occluded_acc"]) for r in rows if r["preset"] == "resnet" and r["occluded_acc"]}
+    out = []
+    for p in presets:
+        if p == "resnet":
+            continue
+        diffs = [float(r["occluded_acc"]) - base[r["seed"]] for r in rows
+                 if r["preset"] == p and r["occluded_acc"] and r["seed"] in base]
+        if not diffs:
+            continue
+        mean, std, n = metrics.mean_std(diffs)
+        out.append([p, ", ".join(f"{d:+.2f}" for d in diffs), f"{mean:+.2f}",
+                    "n/a" if math.isnan(std) else f"{std:.2f}", f"{sum(d > 0 for d in diffs)}/{n}"])
+    return out
 
 
 def _two(x: str) -> str:
