@@ -57,7 +57,7 @@ class TrainConfig:
     # data
     data: str = ""                      # path to OUT/manifest.csv of `occsynth generate`
     train_split: str = "train"
-    val_split: str = "auto"             # "auto": "val" if the manifest has one, else "test"
+    val_split: str = "auto"             # "auto": "val" if the manifest has one, else no selection
     test_split: str = "test"
     image_size: int = 88
     augment: bool = True

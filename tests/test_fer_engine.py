@@ -200,3 +200,16 @@ def test_batches_do_not_depend_on_worker_count(manifest):
     a, b = batches(0), batches(2)
     assert [x[0] for x in a] == [x[0] for x in b]
     assert all(torch.equal(x[1], y[1]) for x, y in zip(a, b))
+
+
+def test_no_checkpoint_selection_on_the_test_split_by_default(tmp_path):
+    from fer_pi.engine import resolve_val_split
+
+    only_test = make_tiny_manifest(tmp_path / "a", n_per_class=1, size=16)
+    with_val = make_tiny_manifest(tmp_path / "b", n_per_class=1, size=16, splits=("train", "val", "test"))
+    assert resolve_val_split(TrainConfig(data=str(only_test), arch="tiny", weights="none")) is None
+    assert resolve_val_split(TrainConfig(data=str(with_val), arch="tiny", weights="none")) == "val"
+    explicit = TrainConfig(data=str(only_test), arch="tiny", weights="none", val_split="test")
+    assert resolve_val_split(explicit) == "test"
+    with pytest.raises(FerPiError, match="val_split='val'"):
+        resolve_val_split(TrainConfig(data=str(only_test), arch="tiny", weights="none", val_split="val"))

@@ -34,7 +34,8 @@ def test_pretrain_then_train_from_pretrained_run(manifest, tmp_path):
 
     run = tmp_path / "full"
     code, out = _run(["train", "--data", str(manifest), "--out", str(run), "--pretrained-run", str(pre),
-                      "--preset", "full", "--epochs", "2", "--quiet", "--set", "lambda_rec=0.5"])
+                      "--preset", "full", "--epochs", "2", "--quiet", "--set", "lambda_rec=0.5",
+                      "--set", "val_split=test"])  # the tiny manifest has no val split: watch test
     assert code == 0, out
     for name in ("config.json", "summary.csv", "curves.png", "last.pt", "best.pt"):
         assert (run / name).is_file(), name

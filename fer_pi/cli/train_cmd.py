@@ -140,7 +140,8 @@ def train(data, out, size, arch, weights, batch_size, image_size, seed, device, 
     Without --teacher/--student/--pretrained-run both nets are pretrained first into OUT/pretrain.
     Preset `resnet` continues the student with cross-entropy only for the same number of epochs,
     so every Table-1 row gets the same training budget. Writes config.json, summary.csv,
-    curves.png, last.pt and best.pt (best occluded accuracy on the val split, else test split).
+    curves.png, last.pt and best.pt (best occluded accuracy on the val split; the last epoch when
+    the manifest has no val split).
     """
     from ..engine import train as run
     from ..utils import setup_logging

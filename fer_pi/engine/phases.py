@@ -6,8 +6,9 @@ Writes ``config.json``, ``summary.csv``, ``curves.png``, ``last.pt`` (both nets 
 
 ``finetune(config, out)``: teacher frozen, student (+ decoder) and discriminator alternate
 (lines 3-14). Writes ``config.json``, ``summary.csv``, ``curves.png``, ``last.pt`` and ``best.pt``
-(student with the best accuracy on the occluded validation split: ``val`` when the manifest has
-one, otherwise the test split, which the log and ``best.pt``'s metrics then say).
+(student with the best accuracy on the occluded validation split ``val`` when the manifest has
+one; without a val split nothing is selected, so that no choice is made on the test split, and
+``best.pt`` is the last epoch).
 
 ``train(config, out)``: pretrains into ``out/pretrain`` first when no teacher is given.
 """
@@ -79,7 +80,11 @@ def _on_the_fly(cfg: TrainConfig) -> Any:
 
 
 def resolve_val_split(cfg: TrainConfig) -> str | None:
-    """``val_split`` with ``auto`` resolved: ``val`` when the manifest has it, else the test split."""
+    """``val_split`` with ``auto`` resolved: ``val`` when the manifest has it, else ``None``.
+
+    ``None`` means no checkpoint selection: choosing ``best.pt`` on the test split would make the
+    reported test accuracy optimistic. Name the test split explicitly to monitor it anyway.
+    """
     if cfg.val_split == "none":
         return None
     splits = manifest_splits(cfg.data)
@@ -87,9 +92,7 @@ def resolve_val_split(cfg: TrainConfig) -> str | None:
         if cfg.val_split not in splits:
             raise FerPiError(f"val_split={cfg.val_split!r}: not in {cfg.data} (splits: {', '.join(splits)})")
         return cfg.val_split
-    if "val" in splits:
-        return "val"
-    return cfg.test_split if cfg.test_split in splits else None
+    return "val" if "val" in splits else None
 
 
 def _loaders(cfg: TrainConfig, ctx: Context):
@@ -106,10 +109,13 @@ def _loaders(cfg: TrainConfig, ctx: Context):
                          pin_memory=ctx.device.type == "cuda")
     split = resolve_val_split(cfg)
     val = None
+    if split is None and cfg.val_split == "auto" and ctx.dist.is_main:
+        log.info(f"no 'val' split in {cfg.data}: no checkpoint selection (best.pt = last epoch); "
+                 "score the test split with `fer-pi evaluate`")
     if split is not None:
         if split == cfg.test_split and ctx.dist.is_main:
-            log.warning(f"no 'val' split in {cfg.data}: best.pt is selected on the {split!r} split "
-                        "(an optimistic estimate; generate a val split for a clean protocol)")
+            log.warning(f"val_split={split!r} is the test split: best.pt is selected on it "
+                        "(an optimistic estimate)")
         val_ds = PairedDataset(cfg.data, split, augment=False, **common)
         val = build_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.num_workers, ctx.dist.enabled)
     return train, val, split
