@@ -213,3 +213,23 @@ def test_no_checkpoint_selection_on_the_test_split_by_default(tmp_path):
     assert resolve_val_split(explicit) == "test"
     with pytest.raises(FerPiError, match="val_split='val'"):
         resolve_val_split(TrainConfig(data=str(only_test), arch="tiny", weights="none", val_split="val"))
+
+
+def test_pretraining_starts_teacher_and_student_from_the_same_weights(tmp_path, monkeypatch):
+    import fer_pi.engine.phases as phases
+
+    seen = {}
+    real = phases.pretrain_epoch
+
+    def spy(student, teacher, *args, **kwargs):
+        if not seen:
+            seen["same"] = all(torch.equal(a, b) for a, b in zip(student.state_dict().values(),
+                                                                  teacher.state_dict().values()))
+        return real(student, teacher, *args, **kwargs)
+
+    monkeypatch.setattr(phases, "pretrain_epoch", spy)
+    manifest = make_tiny_manifest(tmp_path / "d", n_per_class=1, size=16)
+    cfg = TrainConfig(data=str(manifest), arch="tiny", weights="none", image_size=16, batch_size=4,
+                      pretrain_epochs=1, augment=False)
+    pretrain(cfg, tmp_path / "run", progress=False)
+    assert seen == {"same": True}

@@ -206,7 +206,10 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
     train_loader, val_loader, val_split = _loaders(cfg, ctx)
     init = cfg.weights if payload is None else None  # resuming: the checkpoint holds the weights
     teacher = build_backbone(cfg.arch, init, cfg.num_classes)
-    student = build_backbone(cfg.arch, init, cfg.num_classes)
+    student = build_backbone(cfg.arch, None, cfg.num_classes)
+    # Both networks start from the same weights, as in the paper (both from ImageNet): with a
+    # random init this keeps their layer2 features comparable, which the adversarial loss needs.
+    student.load_state_dict(teacher.state_dict())
     if payload is not None:
         teacher.load_state_dict(payload["teacher"])
         student.load_state_dict(payload["student"])
