@@ -194,16 +194,21 @@ def _check_resume(out: Path, resume: bool) -> dict | None:
     return None
 
 
-# ------------------------------------------------------------------------------ phase 1
-def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Pre-train teacher (clean) and student (occluded) with cross-entropy; returns the run folder."""
+def _start(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool):
+    """The start both phases share: device context, resumed config, seeding, data loaders."""
     out = Path(out)
     ctx = _context(cfg, progress)
     payload = _check_resume(out, resume)
     if payload is not None:
         cfg = _resumed_config(payload, cfg)
     seed_everything(cfg.seed)
-    train_loader, val_loader, val_split = _loaders(cfg, ctx)
+    return out, ctx, payload, cfg, _loaders(cfg, ctx)
+
+
+# ------------------------------------------------------------------------------ phase 1
+def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Pre-train teacher (clean) and student (occluded) with cross-entropy; returns the run folder."""
+    out, ctx, payload, cfg, (train_loader, val_loader, val_split) = _start(cfg, out, resume, progress)
     init = cfg.weights if payload is None else None  # resuming: the checkpoint holds the weights
     teacher = build_backbone(cfg.arch, init, cfg.num_classes)
     student = build_backbone(cfg.arch, None, cfg.num_classes)
@@ -286,13 +291,7 @@ def _load_net(cfg: TrainConfig, path: str, prefer: str) -> nn.Module:
 
 def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Fine-tune the student under the frozen teacher (Algorithm 1); returns the run folder."""
-    out = Path(out)
-    ctx = _context(cfg, progress)
-    payload = _check_resume(out, resume)
-    if payload is not None:
-        cfg = _resumed_config(payload, cfg)
-    seed_everything(cfg.seed)
-    train_loader, val_loader, val_split = _loaders(cfg, ctx)
+    out, ctx, payload, cfg, (train_loader, val_loader, val_split) = _start(cfg, out, resume, progress)
     needs_teacher = cfg.use_sim or cfg.use_ineq or cfg.use_adv
     if needs_teacher and not cfg.teacher:
         raise FerPiError(f"preset {cfg.method!r} needs a pretrained teacher: give --teacher CKPT or "
