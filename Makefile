@@ -25,6 +25,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/generate_speed.py
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/landmark_accuracy.py
+	$(PY) benchmarks/demo_data_quality.py
 
 ablation: $(STAMP)
 	$(VENV)/bin/fer-pi ablate --out runs/ablation
