@@ -114,13 +114,21 @@ def iter_samples(root: PathLike, splits: Optional[Union[Iterable[str], str]] = N
     return _iter(open_csv(root), wanted)
 
 
+def usage_split(row: dict, sid: str, where: str) -> Union[str, Skipped]:
+    """The split of a FER2013 / FER+ row from its ``Usage`` column, or a Skipped naming the bad value."""
+    split = USAGE_SPLITS.get((row.get("Usage") or "").strip())
+    if split is None:
+        return Skipped(sid, where, f"unknown Usage {row.get('Usage')!r} "
+                                   "(expected Training, PublicTest or PrivateTest)")
+    return split
+
+
 def _iter(path: Path, wanted: Optional[frozenset]) -> Iterator[Union[Sample, Skipped]]:
     for index, line, row in iter_rows(path):
         sid, where = row_id(index), f"{path}:{line}"
-        split = USAGE_SPLITS.get((row.get("Usage") or "").strip())
-        if split is None:
-            yield Skipped(sid, where, f"unknown Usage {row.get('Usage')!r} "
-                                      "(expected Training, PublicTest or PrivateTest)")
+        split = usage_split(row, sid, where)
+        if isinstance(split, Skipped):
+            yield split
             continue
         if wanted is not None and split not in wanted:
             continue

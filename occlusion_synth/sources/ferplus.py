@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import DatasetFormatError
 from ..types import Sample, Skipped
 from ._common import PathLike, require_file
-from .fer2013 import USAGE_SPLITS, gray_to_rgb, iter_rows, open_csv, parse_pixels, parse_splits, row_id
+from .fer2013 import gray_to_rgb, iter_rows, open_csv, parse_pixels, parse_splits, row_id, usage_split
 
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                 "contempt", "unknown", "NF")
@@ -95,10 +95,9 @@ def _iter(pixels: Path, labels: Path, wanted: Optional[frozenset],
         where = f"{labels}:{line}"
         name = (lrow.get("Image name") or "").strip()
         sid = Path(name).stem if name else row_id(index)
-        split = USAGE_SPLITS.get((lrow.get("Usage") or "").strip())
-        if split is None:
-            yield Skipped(sid, where, f"unknown Usage {lrow.get('Usage')!r} "
-                                      "(expected Training, PublicTest or PrivateTest)")
+        split = usage_split(lrow, sid, where)
+        if isinstance(split, Skipped):
+            yield split
             continue
         if wanted is not None and split not in wanted:
             continue
