@@ -36,7 +36,8 @@ def demo_data(out, per_class, test_per_class, size, seed, cache_dir, overwrite, 
     from ..demodata import build_demo_dataset
 
     total = 7 * (per_class + test_per_class)
-    with tqdm(total=total, unit="face", desc="demo-data", disable=quiet) as bar:
+    # delay: no bar flashes up when the build is refused at once (e.g. OUT exists)
+    with tqdm(total=total, unit="face", desc="demo-data", disable=quiet, delay=0.5) as bar:
         info = build_demo_dataset(out, per_class=per_class, test_per_class=test_per_class, size=size,
                                   seed=seed, cache_dir=cache_dir, overwrite=overwrite, progress=bar.update)
     n_train = sum(info["counts"]["train"].values())
