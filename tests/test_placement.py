@@ -3,35 +3,15 @@ import cv2
 import numpy as np
 import pytest
 
+from occluder_fixtures import toy_library
 from occlusion_synth import placement as P
 from occlusion_synth.functional import face_region_mask, occluded_fraction, transform_points
-from occlusion_synth.templates import Template, TemplateLibrary, guess_mask_anchors
 from occlusion_synth.transforms import Occlude
-
-
-def _blob(h, w, colour, rect=False):
-    a = np.zeros((h * 4, w * 4), np.uint8)
-    if rect:
-        cv2.rectangle(a, (6, 6), (w * 4 - 7, h * 4 - 7), 255, -1)
-    else:
-        cv2.ellipse(a, (w * 2, h * 2), (w * 2 - 6, h * 2 - 6), 0, 0, 360, 255, -1)
-    rgba = np.zeros((h, w, 4), np.uint8)
-    rgba[..., :3] = colour
-    rgba[..., 3] = cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
-    return rgba
 
 
 @pytest.fixture(scope="module")
 def library():
-    mask = _blob(90, 150, (120, 180, 230))
-    anchors = {**guess_mask_anchors(mask[..., 3]), "center": (74.5, 44.5)}
-    return TemplateLibrary([
-        Template("food/apple", "food", _blob(50, 50, (200, 30, 30)), {"center": (24.5, 24.5)}, (0.9, 1.6)),
-        Template("hand/palm", "hand", _blob(80, 60, (205, 160, 130)), {"center": (29.5, 39.5)}, (1.6, 2.6)),
-        Template("drink/cup", "drink", _blob(80, 40, (40, 80, 200), rect=True), {"center": (19.5, 39.5)},
-                 (1.0, 1.8)),
-        Template("mask/plain", "mask", mask, anchors, (2.1, 2.6)),
-    ])
+    return toy_library()
 
 
 @pytest.fixture(scope="module")
