@@ -211,7 +211,9 @@ def test_backends_are_cached():
 
 def test_bad_image_arrays():
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        detect(np.zeros((50, 50), np.uint8), "dlib")
+        detect(np.zeros((50, 50, 4), np.uint8), "dlib")
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        detect(np.zeros((2, 50, 50, 3), np.uint8), "dlib")
     with pytest.raises(ValueError, match="uint8"):
         detect(np.zeros((50, 50, 3), np.float32), "dlib")
 

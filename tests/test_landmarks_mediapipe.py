@@ -84,7 +84,7 @@ def test_group_photo_grayscale(group):
     gray = to_gray3(group)
     faces = _check_group(gray, len(GROUP))
     # a 2-D (H, W) array is the same image
-    flat = get_backend("mediapipe").detect(np.ascontiguousarray(gray[:, :, 0]))
+    flat = detect(np.ascontiguousarray(gray[:, :, 0]), "mediapipe", all_faces=True)
     assert len(flat) == len(faces)
     assert all(np.allclose(a.landmarks, b.landmarks) for a, b in zip(flat, faces))
 

@@ -15,12 +15,14 @@ Two MediaPipe graphs, both shipped inside the ``mediapipe`` wheel (nothing is do
    vertex per iBUG point.
 
 Grayscale input (``(H, W)``, ``(H, W, 1)`` or three equal channels) is handled as three equal
-channels. MediaPipe/TensorFlow-Lite write log lines straight to the process's stderr file
-descriptor from C++ threads (environment variables such as ``GLOG_minloglevel`` do not stop
-them in mediapipe 0.10.21), so every MediaPipe call runs with file descriptor 2 redirected to a
-temporary file; lines that are not MediaPipe/absl/TFLite info or warning lines are written back
-to stderr. Set ``OCCSYNTH_MEDIAPIPE_LOGS=1`` to see MediaPipe's own output. MediaPipe is imported
-inside functions only.
+channels (:func:`~occlusion_synth.landmarks.base.check_image`).
+
+MediaPipe and TensorFlow Lite write log lines straight to the process's stderr file descriptor
+from C++ threads (``GLOG_minloglevel`` and similar variables do not stop them in mediapipe
+0.10.21), so graph construction and every MediaPipe call run with file descriptor 2 redirected
+to a temporary file; lines that are not MediaPipe/absl/TFLite info or warning lines are written
+back to stderr (:func:`quiet_native_stderr`). Set ``OCCSYNTH_MEDIAPIPE_LOGS=1`` to see
+MediaPipe's own output. MediaPipe is imported inside functions only.
 """
 from __future__ import annotations
 
@@ -155,14 +157,6 @@ def _face_mesh(max_faces: int, min_confidence: float):
     return _started(graph)
 
 
-def as_rgb(image: np.ndarray, name: str | None = None) -> np.ndarray:
-    """``(H, W)`` or ``(H, W, 1)`` uint8 grayscale -> ``(H, W, 3)``; other input is checked as is."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and (
-            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
-        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
-    return check_image(image, name)
-
-
 def _tile_sides(h: int, w: int, min_face: int) -> list[int]:
     """Tile sides of the detection pyramid: the whole image, then halving down to the smallest."""
     smallest = max(64, TILE_FACES * int(min_face))
@@ -211,7 +205,7 @@ def detect_boxes(image: np.ndarray, min_confidence: float = 0.5, min_face: int =
     Returns:
         Boxes after non-maximum suppression, highest score first.
     """
-    image = as_rgb(image)
+    image = check_image(image)
     h, w = image.shape[:2]
     detector = _detector(float(min_confidence))
     found: list[Detection] = []
@@ -255,7 +249,7 @@ def mesh_points(image: np.ndarray, max_faces: int = 1, min_confidence: float = 0
     normalised to [0, 1] across the image *edges*; multiplying by the size and subtracting half a
     pixel gives the pixel-centre convention dlib and this library use.
     """
-    image = as_rgb(image)
+    image = check_image(image)
     h, w = image.shape[:2]
     mesh = _face_mesh(int(max_faces), float(min_confidence))
     with _LOCK, quiet_native_stderr():
@@ -276,7 +270,7 @@ def face_meshes(image: np.ndarray, max_faces: int = 16, min_confidence: float = 
         float32 image-pixel points. A detection whose crop yields no mesh face near its centre
         is dropped (the mesh's own detector acts as a second check).
     """
-    image = as_rgb(image)
+    image = check_image(image)
     mesh = _face_mesh(3, 0.5)  # up to 3 faces per crop: neighbours of a group photo may enter it
     out: list[MeshFace] = []
     for det in detect_boxes(image, min_confidence, min_face):
