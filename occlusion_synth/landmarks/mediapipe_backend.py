@@ -5,8 +5,9 @@ Two MediaPipe graphs, both shipped inside the ``mediapipe`` wheel (nothing is do
 1. **Detection**: ``FaceDetection(model_selection=1)``, the full-range model (faces up to about
    5 m from the camera). It sees its input at 192x192, so on large or wide images small faces
    shrink to a few pixels; it therefore also runs on overlapping square tiles, down to tiles of
-   :data:`TILE_FACES` times ``min_face`` pixels, and the boxes are merged by non-maximum
-   suppression (:func:`detect_boxes`).
+   :data:`TILE_FACES` times ``min_face`` pixels. The short-range model (``model_selection=0``)
+   also runs once on the whole image for close-up faces that fill the frame. Boxes are merged
+   by non-maximum suppression (:func:`detect_boxes`).
 2. **Landmarks**: for every box, a square crop :data:`CROP_CONTEXT` times the box side, resized
    to :data:`CROP_SIZE` pixels, goes through ``FaceMesh`` in static-image mode (its own
    short-range detector finds the now large face reliably, grayscale included); the mesh face
@@ -141,10 +142,11 @@ def _started(graph):
 
 
 @lru_cache(maxsize=None)
-def _detector(min_confidence: float):
+def _detector(min_confidence: float, model: int = 1):
+    """``model`` 1: full-range detector (192 px input); 0: short-range (128 px, close-up faces)."""
     face_detection, _ = _solutions()
     with quiet_native_stderr():
-        graph = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        graph = face_detection.FaceDetection(model_selection=model, min_detection_confidence=min_confidence)
     return _started(graph)
 
 
@@ -195,7 +197,9 @@ def _nms(dets: list[Detection], iou: float = NMS_IOU) -> list[Detection]:
 
 
 def detect_boxes(image: np.ndarray, min_confidence: float = 0.5, min_face: int = MIN_FACE) -> list[Detection]:
-    """Full-range MediaPipe face boxes over the whole image and a pyramid of square tiles.
+    """MediaPipe face boxes: the full-range model over the whole image and a pyramid of square
+    tiles, plus the short-range model on the whole image (it finds close-up faces that fill the
+    frame, e.g. aligned crops, which the full-range model can miss).
 
     Args:
         image: ``(H, W, 3) uint8`` RGB (grayscale as three equal channels).
@@ -207,21 +211,27 @@ def detect_boxes(image: np.ndarray, min_confidence: float = 0.5, min_face: int =
     """
     image = check_image(image)
     h, w = image.shape[:2]
-    detector = _detector(float(min_confidence))
+    full, short = _detector(float(min_confidence), 1), _detector(float(min_confidence), 0)
     found: list[Detection] = []
+
+    def run(detector, x: int, y: int, tile: np.ndarray) -> None:
+        th, tw = tile.shape[:2]
+        for det in detector.process(tile).detections or []:
+            rb = det.location_data.relative_bounding_box
+            box = np.array([x + rb.xmin * tw - 0.5, y + rb.ymin * th - 0.5,
+                            x + (rb.xmin + rb.width) * tw - 0.5, y + (rb.ymin + rb.height) * th - 0.5],
+                           np.float32)
+            if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
+                found.append(Detection(box, float(det.score[0])))
+
     with _LOCK, quiet_native_stderr():
+        run(short, 0, 0, image)
         for side in _tile_sides(h, w, min_face):
             th, tw = min(side, h), min(side, w)
             for y in _starts(h, th):
                 for x in _starts(w, tw):
-                    tile = image if (th, tw) == (h, w) else np.ascontiguousarray(image[y:y + th, x:x + tw])
-                    for det in detector.process(tile).detections or []:
-                        rb = det.location_data.relative_bounding_box
-                        box = np.array([x + rb.xmin * tw - 0.5, y + rb.ymin * th - 0.5,
-                                        x + (rb.xmin + rb.width) * tw - 0.5,
-                                        y + (rb.ymin + rb.height) * th - 0.5], np.float32)
-                        if box[2] - box[0] >= 4 and box[3] - box[1] >= 4:
-                            found.append(Detection(box, float(det.score[0])))
+                    run(full, x, y, image if (th, tw) == (h, w) else
+                        np.ascontiguousarray(image[y:y + th, x:x + tw]))
     return _nms(found)
 
 
@@ -322,7 +332,8 @@ class MediaPipeBackend:
         self.min_confidence = float(min_confidence)
         self.min_face = int(min_face)
         # build both graphs now so a broken install fails at construction, not mid-dataset
-        _detector(self.min_confidence)
+        _detector(self.min_confidence, 1)
+        _detector(self.min_confidence, 0)
         _face_mesh(3, 0.5)
 
     def detect(self, image: np.ndarray) -> list[Face]:
