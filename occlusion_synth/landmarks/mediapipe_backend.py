@@ -107,7 +107,11 @@ def quiet_native_stderr() -> Iterator[None]:
         sys.stderr.flush()
     except (AttributeError, ValueError):
         pass
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor at all: nothing can reach a terminal
+        yield
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
