@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from occlusion_synth.io import read_image  # noqa: E402
 from occlusion_synth.landmarks import detect, get_backend  # noqa: E402
 from occlusion_synth.landmarks.align import aligned_crop, transform_points  # noqa: E402
-from occlusion_synth.landmarks.mediapipe_backend import mesh_points  # noqa: E402
+from occlusion_synth.landmarks.mediapipe_backend import face_meshes  # noqa: E402
 from occlusion_synth.landmarks.schemes import (  # noqa: E402
     EYES, GROUPS, MEDIAPIPE_TO_68, MEDIAPIPE_TO_68_PUBLISHED, MOUTH, NOSE, eye_centres,
     inter_ocular_distance)
@@ -56,7 +56,10 @@ def resized(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def load_views(paths: dict) -> dict:
-    """{(photo, side, mirrored): (image, dlib 68, mesh 468)}."""
+    """{(photo, side, mirrored): (image, dlib 68, mesh 468)}.
+
+    The mesh comes from the backend's own path (full-range detection, mesh on the face crop).
+    """
     views = {}
     for name in DEMO_PHOTOS:
         full = read_image(paths[name])
@@ -65,7 +68,7 @@ def load_views(paths: dict) -> dict:
             for flip in (0, 1):
                 im = np.ascontiguousarray(small[:, ::-1]) if flip else small
                 views[(name, side, flip)] = (im, detect(im, "dlib", name=name)[0].landmarks,
-                                             mesh_points(im)[0])
+                                             face_meshes(im)[0].points)
     return views
 
 

@@ -5,7 +5,8 @@ Backends (``backend=``):
 * ``"dlib"``: HOG (or CNN mmod, ``cnn=True``) face detector + dlib's 68-point shape predictor.
 * ``"aligned"``: the 68-point predictor on the whole frame, no detection, for pre-cropped
   aligned faces (RAF-DB aligned 100x100, FER2013 48x48).
-* ``"mediapipe"``: MediaPipe face mesh mapped to 68 points (:data:`schemes.MEDIAPIPE_TO_68`).
+* ``"mediapipe"``: MediaPipe full-range face detection, then the face mesh on each face's crop,
+  mapped to 68 points (:data:`schemes.MEDIAPIPE_TO_68`); no log lines reach the terminal.
 * ``"provided"``: landmarks that come with the dataset (``provided=`` array, CSV or JSON path).
 * ``"auto"`` (default): provided (when given), then dlib, then mediapipe, then aligned (aligned
   only for small, square-ish images that look like aligned crops); ``Face.backend`` records
@@ -38,7 +39,7 @@ BACKENDS = ("auto", "dlib", "aligned", "mediapipe", "provided")
 _OPTIONS: dict[str, frozenset[str]] = {
     "dlib": frozenset({"upsample", "cnn", "max_side"}),
     "aligned": frozenset({"inset", "min_side", "refine"}),
-    "mediapipe": frozenset({"max_faces", "min_confidence"}),
+    "mediapipe": frozenset({"max_faces", "min_confidence", "min_face"}),
     "provided": frozenset({"provided", "source"}),
 }
 _AUTO_OWN = frozenset({"aligned_fallback"})
@@ -128,7 +129,8 @@ def get_backend(name: str, **options: Any) -> LandmarkBackend:
         name: one of :data:`BACKENDS`.
         **options: dlib: ``upsample`` (int, 1), ``cnn`` (bool, False), ``max_side`` (int or
             None); aligned: ``inset`` (float, 0.0), ``min_side`` (int, 96), ``refine`` (int, 1);
-            mediapipe: ``max_faces`` (int, 4), ``min_confidence`` (float, 0.5); provided:
+            mediapipe: ``max_faces`` (int, 16), ``min_confidence`` (float, 0.5), ``min_face``
+            (int, 40 pixels); provided:
             ``provided`` (array or path, required), ``source`` (str); auto: any of the dlib,
             aligned and mediapipe options plus ``aligned_fallback`` (bool, True).
 

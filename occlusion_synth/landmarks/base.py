@@ -27,8 +27,9 @@ class LandmarkBackend(Protocol):
 def check_image(image: np.ndarray, name: Optional[str] = None) -> np.ndarray:
     """Validate a detector input and return it as a C-contiguous ``(H, W, 3) uint8`` array.
 
-    dlib only accepts contiguous uint8 arrays and silently misreads strided views, so every
-    backend goes through here.
+    Grayscale ``(H, W)`` or ``(H, W, 1)`` uint8 arrays are accepted and returned as three equal
+    channels. dlib only accepts contiguous uint8 arrays and silently misreads strided views, so
+    every backend goes through here.
 
     Raises:
         ValueError: not a numpy array, wrong number of dimensions/channels, wrong dtype, or empty.
@@ -37,9 +38,11 @@ def check_image(image: np.ndarray, name: Optional[str] = None) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{what}: expected a numpy array (H, W, 3) uint8 RGB, "
                          f"got {type(image).__name__}")
+    if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{what}: expected shape (H, W, 3) RGB, got {image.shape} "
-                         "(convert grayscale/RGBA with occlusion_synth.io.read_image or np.stack)")
+        raise ValueError(f"{what}: expected shape (H, W, 3) RGB or (H, W) grayscale, got {image.shape} "
+                         "(convert RGBA with occlusion_synth.io.read_image)")
     if image.dtype != np.uint8:
         raise ValueError(f"{what}: expected dtype uint8, got {image.dtype}")
     if image.shape[0] < 8 or image.shape[1] < 8:
