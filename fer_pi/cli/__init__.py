@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from occlusion_synth.cli._common import LazyGroup
+from occlusion_synth.cli.common import LazyGroup
 from occlusion_synth.errors import OcclusionSynthError
 
 from ..errors import FerPiError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from occlusion_synth.cli._common import UserError
+from occlusion_synth.cli.common import UserError
 
 PRESET_NAMES = ("resnet", "sim", "lir", "sim_lir", "adv", "rec", "adv_rec", "full")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from occlusion_synth.cli._common import UserError
+from occlusion_synth.cli.common import UserError
 
 
 def _int_list(ctx, param, value: str) -> list[int]:
