@@ -61,12 +61,19 @@ def _seed_config(manifest: Path, seed: int, size_preset: str, quick: bool, overr
 
 
 def pretrain_run(cfg, run_dir: Path, progress: bool = False) -> tuple[Path, Path]:
-    """Phase 1 into ``run_dir`` unless its exports exist; returns ``(teacher.pt, student.pt)``."""
-    from .engine import pretrain
+    """Phase 1 into ``run_dir`` unless its exports exist; returns ``(teacher.pt, student.pt)``.
+
+    Existing exports are reused only when made from the same data, arch and seed
+    (:func:`fer_pi.runs.check_pretraining`).
+    """
+    from .runs import check_pretraining, launch
 
     teacher, student = run_dir / "teacher.pt", run_dir / "student.pt"
-    if not (teacher.is_file() and student.is_file()):
-        pretrain(cfg, run_dir, resume=(run_dir / "last.pt").is_file(), progress=progress)
+    if teacher.is_file() and student.is_file():
+        check_pretraining(student, cfg)
+    else:
+        resume = (run_dir / "last.pt").is_file()  # else: leftovers of a run stopped in its first epoch
+        launch("pretrain", cfg, run_dir, resume=resume, overwrite=not resume, progress=progress)
     return teacher, student
 
 
