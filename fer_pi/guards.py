@@ -20,14 +20,14 @@ from .errors import FerPiError
 
 #: checkpoint entries that hold network weights (state dicts)
 NETWORK_KEYS = ("student", "teacher", "discriminator", "decoder")
-HINT = "the training diverged; lower the learning rate (e.g. --set lr_student=...) or the loss weights"
+HINT = "the run diverged; lower the learning rate (e.g. --set lr_student=...) or the loss weights"
 
 
 class NonFiniteError(FerPiError):
     """A loss or a weight became NaN or infinite: the run stops, nothing non-finite is saved."""
 
 
-def check_losses(values: Mapping[str, float], where: str = "training") -> None:
+def check_losses(values: Mapping[str, float], where: str = "training step") -> None:
     """Raise :class:`NonFiniteError` when a ``loss*`` value of one batch is NaN or infinite.
 
     Args:
