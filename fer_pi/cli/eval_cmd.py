@@ -1,4 +1,5 @@
-"""``fer-pi evaluate``, ``fer-pi predict`` and ``fer-pi bench``: thin wrappers over fer_pi's library."""
+"""``fer-pi evaluate``, ``fer-pi predict`` and ``fer-pi bench``: thin wrappers over fer_pi's library
+(:mod:`fer_pi.evaluation`, :mod:`fer_pi.predict`, :mod:`fer_pi.report`)."""
 from __future__ import annotations
 
 import json
@@ -136,44 +137,59 @@ def _with_baseline(result: dict, baseline: Path, manifest: Path, split: str, ima
     return results
 
 
+class InputsFailed(click.ClickException):
+    """Some inputs of `fer-pi predict` failed (each already named on stderr): exit status 1."""
+
+    exit_code = 1
+
+
 @click.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--face-crop/--no-face-crop", default=False, show_default=True,
-              help="Detect the largest face with occlusion_synth landmarks and crop its box (with a margin) "
-                   "before resizing; off: the whole image is taken as an aligned face crop.")
-@click.option("--backend", default="auto", show_default=True,
-              help="Landmark backend used by --face-crop (auto, dlib, mediapipe).")
+@click.option("--crop", type=click.Choice(["face", "none"]), default="face", show_default=True,
+              help="face: find every face and crop it as `occsynth generate --crop face` does for training; "
+                   "none: the whole image is one aligned face crop.")
+@click.option("--face-crop/--no-face-crop", "face_crop", default=None, hidden=True,
+              help="Deprecated: --crop face / --crop none.")
+@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "dlib", "mediapipe"]),
+              help="Landmark backend that finds the faces for --crop face.")
 @click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=0.25, show_default=True,
-              help="Face-box margin for --face-crop, as a fraction of the box size on each side.")
+              help="Crop margin around the landmarks, as a fraction of the face size on each side "
+                   "(the same as the training pairs': generate's default is 0.25).")
 @click.option("--which", type=click.Choice(["student", "teacher"]), default="student", show_default=True,
               help="Which network of the checkpoint to use.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text lines.")
-def predict(checkpoint: Path, images: tuple[Path, ...], face_crop: bool, backend: str, margin: float,
-            which: str, device: str, as_json: bool) -> None:
-    """Predict the expression of each image in IMAGES with CHECKPOINT.
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (predictions, failures, skipped).")
+def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bool | None, backend: str,
+            margin: float, which: str, device: str, as_json: bool) -> None:
+    """Predict the expression of every face in IMAGES (files or folders) with CHECKPOINT.
 
-    Prints the label and the class probabilities per image. An unreadable image (or one with no
-    face under --face-crop) prints a line naming the file and the others go on; exit status 2
-    when no image could be predicted.
+    Prints one row per face: file, face index (0 = largest), face box x0,y0,x1,y1, label and its
+    probability. Each input that fails (missing, unreadable, no face) gets one line on stderr and
+    the others go on; the exit status is then 1 (2 when no input could be predicted). Files in a
+    folder that are not images are listed on stderr as skipped.
     """
-    from ..evaluation import predict_images
+    from ..predict import predict_paths
 
-    results = predict_images(checkpoint, images, face_crop=face_crop, backend=backend, margin=margin,
-                             which=which, device=device)
-    ok = [r for r in results if "error" not in r]
+    if face_crop is not None:
+        crop = "face" if face_crop else "none"
+    result = predict_paths(checkpoint, images, which=which, device=device, crop=crop, backend=backend,
+                           margin=margin)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        for r in results:
-            if "error" in r:
-                click.echo(f"{r['image']}: ERROR {r['error']}")
-                continue
-            probs = "  ".join(f"{k} {v:.3f}" for k, v in sorted(r["probabilities"].items(), key=lambda kv: -kv[1]))
-            click.echo(f"{r['image']}: {r['label_name']} ({r['probability']:.3f})  [{probs}]")
-    if not ok:
-        raise UserError(f"no image could be predicted ({len(results)} given)")
+        click.echo("\t".join(("file", "face", "box", "label", "probability")))
+        for p in result.predictions:
+            click.echo("\t".join((p.path, "-" if p.face is None else str(p.face), ",".join(map(str, p.box)),
+                                  p.label_name, f"{p.probability:.3f}")))
+    for s in result.skipped:
+        click.echo(f"skipped: {s.path}: {s.reason}", err=True)
+    for f in result.failures:
+        click.echo(f"error: {f.path}: {f.reason}", err=True)
+    if not result.predictions:
+        raise UserError(f"no face could be predicted ({len(result.failures)} inputs failed)")
+    if result.failures:
+        raise InputsFailed(f"{len(result.failures)} input(s) failed, {len(result.predictions)} face(s) predicted")
 
 
 @click.command()
