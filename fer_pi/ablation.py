@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from . import metrics
-from .report import EVAL_JSON, PAPER_TABLE1, _table, _write_text, ablation_markdown, pct, robustness_markdown
+from .config import METHOD_PRESETS
+from .report import EVAL_JSON, PAPER_TABLE1, _table, ablation_markdown, pct, robustness_markdown, write_text
 
-PRESETS: tuple[str, ...] = ("resnet", "sim", "lir", "sim_lir", "adv", "rec", "adv_rec", "full")
+PRESETS: tuple[str, ...] = tuple(METHOD_PRESETS)  # the Table-1 rows, baseline first
 RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "n_test", "rec_mse", "train_s", "checkpoint")
 GROUP_COLUMNS = ("preset", "seed", "kind", "group", "accuracy", "n")
 # --quick: a CI-sized check of the whole pipeline (not a measurement).
@@ -58,6 +59,42 @@ def _seed_config(manifest: Path, seed: int, size_preset: str, quick: bool, overr
 
         cfg.val_split = "val" if "val" in manifest_splits(manifest) else "none"
     return cfg
+
+
+def generate_pairs(**options: Any) -> Path:
+    """The one call into occlusion_synth's generation API; returns the pairs' ``manifest.csv``.
+
+    ``options`` are the generation config's fields (``src``, ``root``, ``out``, ``seed``,
+    ``landmarks`` ...). An existing complete output is resumed (nothing regenerated).
+    """
+    from occlusion_synth.generate import GenerateConfig, generate
+
+    generate(GenerateConfig(**options), command="fer-pi ablate (demo pairs)")
+    return Path(options["out"]) / "manifest.csv"
+
+
+def build_demo_pairs(out_dir: str | os.PathLike, seed: int = 0, quick: bool = False,
+                     log: Callable[[str], None] = _log_default) -> Path:
+    """The embedded demo dataset (``OUT/demo``) and its generated pairs (``OUT/pairs``).
+
+    The same as ``occsynth demo-data OUT/demo`` then ``occsynth generate --src rafdb --root
+    OUT/demo --out OUT/pairs --landmarks aligned``, through the Python API. What already exists is
+    reused (generation resumes). Returns the pairs' ``manifest.csv``.
+    """
+    from occlusion_synth.demodata import build_demo_dataset
+
+    out = Path(out_dir)
+    demo, pairs = out / "demo", out / "pairs"
+    if not (demo / "EmoLabel" / "list_patition_label.txt").is_file():
+        sizes = dict(per_class=3, test_per_class=2) if quick else {}
+        log(f"demo data -> {demo} (seed {seed}{', 3 train + 2 test faces per class' if quick else ''})")
+        build_demo_dataset(demo, seed=seed, **sizes)
+    manifest = pairs / "manifest.csv"
+    if not manifest.is_file():
+        # demo faces are aligned crops: the 68-point predictor on the whole frame (as make demo does)
+        log(f"pairs -> {pairs} (rafdb reader, aligned landmarks, seed {seed})")
+        generate_pairs(src="rafdb", root=str(demo), out=str(pairs), seed=seed, landmarks="aligned")
+    return manifest
 
 
 def pretrain_run(cfg, run_dir: Path, progress: bool = False) -> tuple[Path, Path]:
@@ -138,7 +175,7 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         res = strip_examples(evaluate_checkpoint(ckpt, manifest, split=base.test_split, device=device,
                                                  batch_size=max(32, base.batch_size)))
         eval_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(path, json.dumps(res, indent=2) + "\n")
+        write_text(path, json.dumps(res, indent=2) + "\n")
         return res
 
     for seed in seeds:
@@ -332,7 +369,7 @@ def write_results_md(out: Path, summary: list[dict], rows: list[dict], evals: di
                         [[r["preset"], r["seed"], _two(r["occluded_acc"]), _two(r["clean_acc"]), r["n_test"],
                           r["train_s"]] for r in rows]))
     path = out / "results.md"
-    _write_text(path, "".join(lines))
+    write_text(path, "".join(lines))
     return path
 
 

@@ -15,6 +15,7 @@ COMMANDS = {
     "predict": "fer_pi.cli.eval_cmd:predict",
     "bench": "fer_pi.cli.eval_cmd:bench",
     "ablate": "fer_pi.cli.ablate_cmd:ablate",
+    "report": "fer_pi.cli.report_cmd:report",
 }
 
 
@@ -25,7 +26,7 @@ def cli() -> None:
     """fer-pi: occluded-face expression recognition with clean faces as privileged information.
 
     Typical use: `fer-pi pretrain` then `fer-pi train --preset full`, `fer-pi evaluate`,
-    `fer-pi predict`; `fer-pi ablate` runs the paper's eight Table-1 rows.
+    `fer-pi predict`, `fer-pi report`; `fer-pi ablate` runs the paper's eight Table-1 rows.
     """
 
 

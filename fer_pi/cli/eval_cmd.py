@@ -9,6 +9,8 @@ import click
 
 from occlusion_synth.cli.common import UserError
 
+from ..config import AMP_MODES, ARCHS
+
 
 def _int_list(ctx, param, value: str) -> list[int]:
     try:
@@ -38,8 +40,8 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 
 @click.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="manifest.csv written by `occsynth generate` (clean/occluded/mask pairs).")
+@click.option("--data", "manifest", required=True, type=click.Path(exists=True, path_type=Path),
+              help="OUT/manifest.csv (or OUT) written by `occsynth generate` (clean/occluded/mask pairs).")
 @click.option("--split", default="test", show_default=True,
               help="Manifest split to score (the held-out occluded test split by default).")
 @click.option("--by", "by", type=click.Choice(["category", "coverage", "class"]), multiple=True,
@@ -69,27 +71,13 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
     confusion matrix to JSON and markdown, a confusion-matrix PNG, and a reconstruction grid
     when the checkpoint holds a decoder.
     """
-    from .. import plots
-    from ..evaluation import evaluate_checkpoint, strip_examples
-    from ..report import EVAL_JSON, _write_text, evaluation_markdown
+    from ..evaluation import evaluate_checkpoint
+    from ..report import baseline_results, write_evaluation, write_robustness
 
     out_dir = out_dir or checkpoint.parent / "eval"
-    result = evaluate_checkpoint(checkpoint, manifest, split=split, which=which, image_size=image_size,
-                                 batch_size=batch_size, num_workers=num_workers, device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    examples = result.pop("examples", None)
-    plots.plot_confusion(result["confusion"], result["class_names"], out_dir / "confusion.png",
-                         title=f"{which} on occluded {split}")
-    if examples is not None:
-        plots.plot_reconstructions(examples["clean"], examples["occluded"], examples["reconstructed"],
-                                   out_dir / "reconstructions.png")
-    if result.get("per_category"):
-        plots.plot_category_bars({which: {g: 100 * v["accuracy"] for g, v in result["per_category"].items()}},
-                                 out_dir / "category.png")
-    from occlusion_synth.io import atomic_write_bytes
-
-    atomic_write_bytes(out_dir / EVAL_JSON, (json.dumps(strip_examples(result), indent=2) + "\n").encode())
-    _write_text(out_dir / "evaluation.md", evaluation_markdown(result, title=f"{checkpoint} ({which}, {split})"))
+    options = dict(split=split, image_size=image_size, batch_size=batch_size, num_workers=num_workers, device=device)
+    result = evaluate_checkpoint(checkpoint, manifest, which=which, **options)
+    written = write_evaluation(result, out_dir, title=f"{checkpoint} ({which}, {split})")
     clean = result.get("clean") or {}
     click.echo(f"{checkpoint} [{which}] split={split} n={result['n']}: occluded accuracy "
                f"{_fmt(result['accuracy']).strip()}%"
@@ -97,8 +85,8 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
                + (f", rec MSE {result['rec_mse']:.4f}" if "rec_mse" in result else ""))
     results = {"model": result}
     if baseline is not None:
-        results = _with_baseline(result, baseline, manifest, split, image_size, batch_size, num_workers, device,
-                                 out_dir)
+        results = baseline_results(result, baseline, manifest, **options)
+        write_robustness(results, out_dir, split=split)
     if "class" in by:
         _print_groups("per class", {m: r["per_class"] for m, r in results.items()})
     if "category" in by:
@@ -106,35 +94,7 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
     if "category" in by or "coverage" in by:
         _print_groups("per coverage bin (occluded fraction of the face)",
                       {m: r.get("per_coverage_bin", {}) for m, r in results.items()})
-    click.echo(f"wrote {out_dir / EVAL_JSON}")
-
-
-def _with_baseline(result: dict, baseline: Path, manifest: Path, split: str, image_size, batch_size: int,
-                   num_workers: int, device: str, out_dir: Path) -> dict:
-    """Score (or read) the baseline, write robustness.md and the bar charts, return both results."""
-    from .. import plots
-    from ..evaluation import evaluate_checkpoint, strip_examples
-    from ..report import _write_text, robustness_bars_table, robustness_markdown
-
-    if baseline.suffix == ".json":
-        base = json.loads(baseline.read_text())
-    else:
-        base = strip_examples(evaluate_checkpoint(baseline, manifest, split=split, image_size=image_size,
-                                                  batch_size=batch_size, num_workers=num_workers, device=device))
-    names = [base.get("method") or "baseline", result.get("method") or "model"]
-    if names[0] == names[1]:
-        names = ["baseline", "model"]
-    results = {names[0]: base, names[1]: result}
-    text = [f"# Occlusion robustness: {names[1]} vs {names[0]} ({split} split)\n\n",
-            f"Occluded accuracy: {names[0]} {_fmt(base.get('accuracy')).strip()}%, "
-            f"{names[1]} {_fmt(result.get('accuracy')).strip()}% (n = {result.get('n')}).\n"]
-    for key, label, png in (("per_category", "occluder category", "robustness_category.png"),
-                            ("per_coverage_bin", "coverage bin", "robustness_coverage.png")):
-        text += [f"\n## Accuracy per {label}\n\n", robustness_markdown(results, key, label), f"\n![{label}]({png})\n"]
-        plots.plot_category_bars(robustness_bars_table(results, key), out_dir / png,
-                                 title=f"accuracy by {label}: {names[1]} vs {names[0]}")
-    _write_text(out_dir / "robustness.md", "".join(text))
-    return results
+    click.echo(f"wrote {written}")
 
 
 class InputsFailed(click.ClickException):
@@ -193,7 +153,7 @@ def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bo
 
 
 @click.command()
-@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default="resnet50",
+@click.option("--arch", type=click.Choice(list(ARCHS)), default="resnet50",
               show_default=True, help="Backbone architecture (random weights; speed does not depend on them).")
 @click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True,
               help="Square input size in pixels (paper: 224 for AffectNet, 88 for RAF-DB).")
@@ -204,7 +164,7 @@ def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bo
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
               help="Untimed warm-up steps per measurement.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+@click.option("--amp", type=click.Choice(list(AMP_MODES)), default="off", show_default=True,
               help="Mixed precision (fp16 needs CUDA).")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Use the channels_last memory format on CUDA.")

@@ -1,7 +1,7 @@
 """``fer-pi pretrain`` and ``fer-pi train``: option parsing over :mod:`fer_pi.runs` (configs, run-folder
 safety, pretraining reuse checks) and :mod:`fer_pi.engine`.
 
-Precedence of settings: size preset (``--size``) < method preset (``--preset``) < explicit options
+Precedence of settings: size preset (``--size-preset``) < method preset (``--preset``) < explicit options
 < ``--set key=value``. With ``--resume`` the run's own ``config.json`` / ``last.pt`` config wins.
 An --out that holds an earlier run is refused unless --resume or --overwrite.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import METHOD_PRESETS, SIZE_PRESETS
+from ..config import AMP_MODES, ARCHS, METHOD_PRESETS, SIZE_PRESETS
 
 _existing = click.Path(exists=True, dir_okay=True, path_type=Path)
 
@@ -24,9 +24,10 @@ def _common(f):
                      help="OUT/manifest.csv (or OUT) written by `occsynth generate`."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
                      help="Run folder to create (config.json, summary.csv, checkpoints, curves.png)."),
-        click.option("--size", "size", type=click.Choice(sorted(SIZE_PRESETS)), default=None,
-                     help="Size preset: demo (CPU minutes), paper-rafdb (88 px), paper-affectnet (224 px)."),
-        click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+        click.option("--size-preset", "--size", "size", type=click.Choice(sorted(SIZE_PRESETS)), default=None,
+                     help="Size preset: demo (CPU minutes), paper-rafdb (88 px), paper-affectnet (224 px); "
+                          "--size is its older name."),
+        click.option("--arch", type=click.Choice(list(ARCHS)), default=None,
                      help="Backbone architecture (default from the size preset; tiny is a test net)."),
         click.option("--weights", default=None,
                      help="imagenet (local torch hub cache only), none, or a state_dict/checkpoint path."),
@@ -37,7 +38,7 @@ def _common(f):
         click.option("--seed", type=int, default=None,
                      help="Seed for initialisation, sampling and augmentation (default 0)."),
         click.option("--device", default=None, help="auto (default), cpu, cuda, cuda:N."),
-        click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default=None,
+        click.option("--amp", type=click.Choice(list(AMP_MODES)), default=None,
                      help="Mixed precision (CUDA; default off)."),
         click.option("--num-workers", type=click.IntRange(min=0), default=None,
                      help="DataLoader worker processes (results do not depend on it)."),
