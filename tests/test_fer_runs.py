@@ -171,3 +171,12 @@ def test_guards_unit(tmp_path):
     with pytest.raises(NonFiniteError, match="loss_cls"):
         save_checkpoint(tmp_path / "x.pt", {"student": {"w": torch.ones(1)}, "metrics": {"loss_cls": math.nan}})
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_public_api_all_names_resolve():
+    import fer_pi
+
+    for name in fer_pi.__all__:
+        assert getattr(fer_pi, name) is not None, name
+    assert fer_pi.launch.__module__ == "fer_pi.runs" and fer_pi.predict_paths.__module__ == "fer_pi.predict"
+    assert issubclass(fer_pi.NonFiniteError, fer_pi.FerPiError)
