@@ -1,9 +1,8 @@
 """Pieces shared by the ``occsynth`` and ``fer-pi`` command lines (a public module: both packages use it).
 
-So that an option means the same thing in every command, its parser lives here once:
-``--categories food,mask`` (:func:`parse_categories`), ``--coverage A-B`` (:func:`parse_coverage`),
-one-line user errors (:class:`UserError`, exit 2) and the lazily imported command groups
-(:class:`LazyGroup`).
+So that an option means the same thing in every command, its parser lives here once
+(``--categories food,mask``: :func:`parse_categories`), with one-line user errors
+(:class:`UserError`, exit 2) and the lazily imported command groups (:class:`LazyGroup`).
 """
 from __future__ import annotations
 
@@ -22,22 +21,6 @@ def parse_categories(ctx, param, value: str) -> tuple[str, ...]:
     if bad or not cats:
         raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
     return cats
-
-
-def parse_coverage(ctx, param, value: str | None) -> tuple[float, float] | None:
-    """click callback: ``"0.1-0.5"`` -> ``(0.1, 0.5)`` (occluded fraction of the face, 0 <= A <= B <= 1).
-
-    ``None`` stays ``None`` (the command's default range).
-    """
-    if value is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in str(value).split("-"))
-    except ValueError:
-        raise click.BadParameter(f"expected A-B with 0 <= A <= B <= 1 (e.g. 0.1-0.5), got {value!r}") from None
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise click.BadParameter(f"expected 0 <= A <= B <= 1, got {value!r}")
-    return lo, hi
 
 
 class UserError(click.ClickException):

@@ -9,12 +9,24 @@ from pathlib import Path
 import click
 
 from ..sources import READER_NAMES
-from .common import CATEGORY_CHOICES, parse_categories, parse_coverage
+from .common import CATEGORY_CHOICES, parse_categories
 
 REGION_CHOICES = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
 SPLIT_CHOICES = ("train", "val", "test")
 
 
+
+
+def _coverage(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"expected A-B with 0 <= A <= B <= 1 (e.g. 0.1-0.5), got {value!r}") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise click.BadParameter(f"expected 0 <= A <= B <= 1, got {value!r}")
+    return lo, hi
 
 
 def _shard(ctx, param, value):
@@ -84,7 +96,7 @@ def _command() -> str:
 @click.option("--region", default="auto", show_default=True, type=click.Choice(REGION_CHOICES),
               help="Where occluders go: auto = each category's own rule (masks on the lower face, "
                    "food and drinks at the mouth, hands anywhere plausible), or one face region for all.")
-@click.option("--coverage", default=None, callback=parse_coverage,
+@click.option("--coverage", default=None, callback=_coverage,
               help="Accepted occluded fraction of the face, A-B (default: Occlude's 0.01-0.9).")
 @click.option("--size", default=None, type=click.IntRange(24, 4096), help="Output side in pixels.")
 @click.option("--crop", default="auto", show_default=True, type=click.Choice(["auto", "none", "face"]),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import CATEGORY_CHOICES, parse_categories, parse_coverage
+from .common import CATEGORY_CHOICES, parse_categories
 
 
 @click.command()
@@ -22,8 +22,8 @@ from .common import CATEGORY_CHOICES, parse_categories, parse_coverage
 @click.option("--region", default="auto", show_default=True,
               type=click.Choice(["auto", "mouth", "eyes", "nose", "cheek", "chin", "random"]),
               help="Where non-mask occluders go (auto = each category's default regions).")
-@click.option("--coverage", default=None, callback=parse_coverage,
-              help="Accepted occluded fraction of the face, A-B (default: Occlude's 0.01-0.9).")
+@click.option("--coverage", nargs=2, type=click.FloatRange(0, 1), default=None,
+              help="Occluded-fraction range LO HI (default 0.01 0.9).")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Random seed; sample i uses numpy default_rng([seed, i]).")
 @click.option("--size", default=224, show_default=True, type=click.IntRange(32, 1024),
@@ -42,6 +42,8 @@ def preview(templates, src, num, out, categories, region, coverage, seed, size, 
     from ..preview import list_images, make_preview
     from ..transforms import DEFAULT_COVERAGE, Occlude
 
+    if coverage and coverage[0] > coverage[1]:
+        raise click.BadParameter(f"LO must be <= HI, got {coverage[0]} {coverage[1]}", param_hint="--coverage")
     occ = Occlude(templates=templates, categories=categories, region=region,
                   coverage=coverage or DEFAULT_COVERAGE, shadow=shadow)
     sheet = make_preview(list_images(src), occ, n=num, size=size, seed=seed, backend=backend,
