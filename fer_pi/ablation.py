@@ -66,6 +66,9 @@ def generate_pairs(**options: Any) -> Path:
 
     ``options`` are the generation config's fields (``src``, ``root``, ``out``, ``seed``,
     ``landmarks`` ...). An existing complete output is resumed (nothing regenerated).
+    With ``occlusion_synth.pairs`` the two lines below become
+    ``from occlusion_synth.pairs import PairsConfig, generate_pairs`` and
+    ``generate_pairs(PairsConfig(**options), command=...)`` (same option names).
     """
     from occlusion_synth.generate import GenerateConfig, generate
 

@@ -138,11 +138,12 @@ class Predictor:
         device: ``auto``, ``cpu``, ``cuda`` ...
         crop: ``"face"`` (every face, training crop) or ``"none"`` (whole image as one face).
         backend: landmark backend for ``crop="face"`` (``auto``, ``dlib``, ``mediapipe``).
-        margin: crop margin, as ``occsynth generate``'s (its default is the same 0.25).
+        margin: crop margin; None: :data:`occlusion_synth.functional.crop.DEFAULT_MARGIN`, the one
+            ``occsynth generate`` crops training pairs with.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, which: str = "student", device: str = "auto",
-                 crop: CropMode = "face", backend: str = "auto", margin: float = DEFAULT_MARGIN) -> None:
+                 crop: CropMode = "face", backend: str = "auto", margin: float | None = None) -> None:
         from .errors import FerPiError
         from .evaluation import class_names_for
         from .models import load_for_inference
@@ -154,7 +155,8 @@ class Predictor:
         self.model, config = load_for_inference(checkpoint, which=which, device=self.device)
         self.image_size = int(config.get("image_size", 88))
         self.names = class_names_for(self.model.num_classes)
-        self.crop, self.backend, self.margin = crop, backend, float(margin)
+        self.crop, self.backend = crop, backend
+        self.margin = DEFAULT_MARGIN if margin is None else float(margin)
 
     def faces(self, image: np.ndarray, name: str) -> list[tuple[np.ndarray, tuple, tuple | None, int | None]]:
         """``[(input (S, S, 3) uint8, box, crop window, face index)]`` for one ``(H, W, 3) uint8`` image.
@@ -198,7 +200,7 @@ class Predictor:
 
 def predict_paths(checkpoint: str | os.PathLike, paths: Sequence[str | os.PathLike], which: str = "student",
                   device: str = "auto", crop: CropMode = "face", backend: str = "auto",
-                  margin: float = DEFAULT_MARGIN) -> PredictResult:
+                  margin: float | None = None) -> PredictResult:
     """Predict every face of every image in ``paths`` (files and folders); see :class:`Predictor`.
 
     Per-input problems (missing, not a regular file, unreadable, no face) become

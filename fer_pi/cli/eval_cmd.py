@@ -113,15 +113,15 @@ class InputsFailed(click.ClickException):
               help="Deprecated: --crop face / --crop none.")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "dlib", "mediapipe"]),
               help="Landmark backend that finds the faces for --crop face.")
-@click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=0.25, show_default=True,
+@click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=None,
               help="Crop margin around the landmarks, as a fraction of the face size on each side "
-                   "(the same as the training pairs': generate's default is 0.25).")
+                   "[default: the training pairs' one, generate's 0.25].")
 @click.option("--which", type=click.Choice(["student", "teacher"]), default="student", show_default=True,
               help="Which network of the checkpoint to use.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (predictions, failures, skipped).")
 def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bool | None, backend: str,
-            margin: float, which: str, device: str, as_json: bool) -> None:
+            margin: float | None, which: str, device: str, as_json: bool) -> None:
     """Predict the expression of every face in IMAGES (files or folders) with CHECKPOINT.
 
     Prints one row per face: file, face index (0 = largest), face box x0,y0,x1,y1, label and its
