@@ -60,6 +60,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+#: checkpoint files tried, in order, when a run folder is given instead of a file
+RUN_CHECKPOINTS: dict[str, tuple[str, ...]] = {
+    "student": ("best.pt", "student.pt", "last.pt"),
+    "teacher": ("teacher.pt", "last.pt"),
+}
+
+
+def resolve_checkpoint(path: str | os.PathLike, which: str = "student") -> Path:
+    """A checkpoint file, or the one a run folder holds for ``which`` (:data:`RUN_CHECKPOINTS`).
+
+    ``fer-pi train --out RUN`` folders give ``best.pt``, ``fer-pi pretrain`` folders ``student.pt``
+    (``teacher.pt`` for the teacher).
+
+    Raises:
+        FerPiError: the path does not exist, or the folder holds none of the expected files.
+    """
+    p = Path(path)
+    if p.is_dir():
+        names = RUN_CHECKPOINTS.get(which, RUN_CHECKPOINTS["student"])
+        for name in names:
+            if (p / name).is_file():
+                return p / name
+        raise FerPiError(f"{p}: no checkpoint in this folder (looked for {', '.join(names)})")
+    if not p.exists():
+        raise FerPiError(f"{p}: checkpoint not found")
+    return p
+
+
 def data_fingerprint(data: str | os.PathLike) -> str:
     """``"sha256:<hex>"`` of a data manifest (``OUT`` or ``OUT/manifest.csv``).
 

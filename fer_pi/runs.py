@@ -151,9 +151,12 @@ def pretrained_settings(checkpoint: str | os.PathLike) -> dict[str, Any]:
 
 def pretrained_from_run(pretrained_run: str | os.PathLike | None, teacher: str | os.PathLike | None = None,
                         student: str | os.PathLike | None = None) -> tuple[Path | None, Path | None]:
-    """``(teacher, student)`` checkpoints: explicit ones win over those of a `fer-pi pretrain` folder."""
-    teacher = Path(teacher) if teacher else None
-    student = Path(student) if student else None
+    """``(teacher, student)`` checkpoints: explicit ones (files or run folders) win over those of a
+    `fer-pi pretrain` folder."""
+    from .checkpoint import resolve_checkpoint
+
+    teacher = resolve_checkpoint(teacher, "teacher") if teacher else None
+    student = resolve_checkpoint(student, "student") if student else None
     if pretrained_run is not None:
         run = Path(pretrained_run)
         for name in ("teacher.pt", "student.pt"):

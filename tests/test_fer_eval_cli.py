@@ -240,3 +240,25 @@ def test_evaluate_against_a_baseline(tiny, tmp_path):
     assert (out / "robustness_coverage.png").stat().st_size > 2000
     header = next(line for line in res.output.splitlines() if line.strip().startswith("group"))
     assert "baseline" in header and "model" in header
+
+
+def test_run_folders_are_accepted_where_checkpoints_are(tiny, tmp_path):
+    """`fer-pi evaluate RUN` scores the run's checkpoint; --data takes the pairs folder too."""
+    from fer_pi.checkpoint import resolve_checkpoint
+    from fer_pi.errors import FerPiError
+
+    by_file = CliRunner().invoke(cli, ["evaluate", str(tiny["ckpt"]), "--data", str(tiny["manifest"]),
+                                       "--out", str(tmp_path / "a")])
+    by_folder = CliRunner().invoke(cli, ["evaluate", str(tiny["ckpt"].parent), "--data", str(tiny["manifest"].parent),
+                                         "--out", str(tmp_path / "b")])
+    assert by_file.exit_code == 0 and by_folder.exit_code == 0, by_folder.output
+    a, b = (json.loads((tmp_path / d / "evaluation.json").read_text()) for d in "ab")
+    assert a["accuracy"] == b["accuracy"] and a["confusion"] == b["confusion"]
+    assert b["checkpoint"] == str(tiny["ckpt"])
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "student.pt", "best.pt"):
+        (run / name).write_bytes(b"x")
+    assert resolve_checkpoint(run) == run / "best.pt"
+    with pytest.raises(FerPiError, match="teacher.pt"):
+        resolve_checkpoint(tmp_path / "a", "teacher")

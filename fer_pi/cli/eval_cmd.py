@@ -39,7 +39,7 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", "manifest", required=True, type=click.Path(exists=True, path_type=Path),
               help="OUT/manifest.csv (or OUT) written by `occsynth generate` (clean/occluded/mask pairs).")
 @click.option("--split", default="test", show_default=True,
@@ -56,8 +56,9 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A baseline to compare with (its checkpoint, scored on the same data, or its evaluation.json): "
+@click.option("--baseline", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A baseline to compare with (its checkpoint or run folder, scored on the same data, or its "
+                   "evaluation.json): "
                    "side-by-side tables per occluder category and coverage bin, robustness.md and bar charts.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for evaluation.json, evaluation.md, confusion.png, reconstructions.png "
@@ -65,14 +66,18 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], which: str,
              image_size: int | None, batch_size: int, num_workers: int, device: str,
              baseline: Path | None, out_dir: Path | None) -> None:
-    """Score CHECKPOINT on the occluded images of a split (clean ones for reference).
+    """Score CHECKPOINT (a file, or a run folder: its best.pt / student.pt) on the occluded images of a split
+    (clean ones for reference).
 
     Writes overall, per-class, per-occluder-category and per-coverage-bin accuracy with the
     confusion matrix to JSON and markdown, a confusion-matrix PNG, and a reconstruction grid
     when the checkpoint holds a decoder.
     """
+    from ..checkpoint import resolve_checkpoint
     from ..evaluation import evaluate_checkpoint
     from ..report import baseline_results, write_evaluation, write_robustness
+
+    checkpoint = resolve_checkpoint(checkpoint, which)
 
     out_dir = out_dir or checkpoint.parent / "eval"
     options = dict(split=split, image_size=image_size, batch_size=batch_size, num_workers=num_workers, device=device)
@@ -85,6 +90,8 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
                + (f", rec MSE {result['rec_mse']:.4f}" if "rec_mse" in result else ""))
     results = {"model": result}
     if baseline is not None:
+        if baseline.is_dir():
+            baseline = resolve_checkpoint(baseline)
         results = baseline_results(result, baseline, manifest, **options)
         write_robustness(results, out_dir, split=split)
     if "class" in by:
@@ -104,7 +111,7 @@ class InputsFailed(click.ClickException):
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--crop", type=click.Choice(["face", "none"]), default="face", show_default=True,
               help="face: find every face and crop it as `occsynth generate --crop face` does for training; "
@@ -122,15 +129,18 @@ class InputsFailed(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (predictions, failures, skipped).")
 def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bool | None, backend: str,
             margin: float | None, which: str, device: str, as_json: bool) -> None:
-    """Predict the expression of every face in IMAGES (files or folders) with CHECKPOINT.
+    """Predict the expression of every face in IMAGES (files or folders) with CHECKPOINT (a file or a run
+    folder).
 
     Prints one row per face: file, face index (0 = largest), face box x0,y0,x1,y1, label and its
     probability. Each input that fails (missing, unreadable, no face) gets one line on stderr and
     the others go on; the exit status is then 1 (2 when no input could be predicted). Files in a
     folder that are not images are listed on stderr as skipped.
     """
+    from ..checkpoint import resolve_checkpoint
     from ..predict import predict_paths
 
+    checkpoint = resolve_checkpoint(checkpoint, which)
     if face_crop is not None:
         crop = "face" if face_crop else "none"
     result = predict_paths(checkpoint, images, which=which, device=device, crop=crop, backend=backend,

@@ -96,10 +96,12 @@ def pretrain(data, out, size, arch, weights, batch_size, image_size, seed, devic
 @_common
 @click.option("--preset", type=click.Choice(list(METHOD_PRESETS)), default="full", show_default=True,
               help="Table-1 row: which privileged-information losses are on.")
-@click.option("--teacher", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Pretrained teacher checkpoint (teacher.pt or a checkpoint with teacher weights).")
-@click.option("--student", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Pretrained student checkpoint to fine-tune (student.pt).")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Pretrained teacher checkpoint (teacher.pt, a checkpoint with teacher weights, or a "
+                   "`fer-pi pretrain` folder).")
+@click.option("--student", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Pretrained student checkpoint to fine-tune (student.pt, or a run folder: its best.pt / "
+                   "student.pt).")
 @click.option("--pretrained-run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A `fer-pi pretrain` folder: uses its teacher.pt and student.pt.")
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs.")
