@@ -247,7 +247,7 @@ def write_demo_report(run_dirs: Sequence[str | os.PathLike], out_md: str | os.Pa
             lines.append(f"\n### Example test pairs (clean / occluded / mask)\n\n![example pairs]({png.name})\n")
     for name in names_list:
         lines.append("\n" + evaluation_markdown(results[name], title=f"Details: {name}"))
-    _write_text(out, "".join(lines))
+    write_text(out, "".join(lines))
     return out
 
 
@@ -257,8 +257,6 @@ def write_text(path: Path, text: str) -> None:
 
     atomic_write_bytes(path, text.encode("utf-8"))
 
-
-_write_text = write_text  # older private name
 
 
 def _fmt(x: float | None) -> str:
