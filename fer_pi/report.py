@@ -258,7 +258,6 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{100.0 * x:.2f}"
 
