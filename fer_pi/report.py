@@ -4,11 +4,13 @@ Everything here reads plain dicts (the JSON written by ``fer-pi evaluate``) and 
 with pictures linked by paths relative to the markdown file, so a report folder can be moved or
 viewed on a code host as is.
 
-Command line (what ``make demo`` calls at the end)::
+Command line: ``fer-pi report`` (what ``make demo`` calls at the end)::
 
-    python -m fer_pi.report demo --run-dir runs/demo            # RUN/resnet vs RUN/full
-    python -m fer_pi.report runs/demo/resnet runs/demo/full --out runs/demo/report.md \
-        --pairs data/demo_pairs                                  # any evaluated runs
+    fer-pi report --run-dir runs/demo                            # RUN/resnet vs RUN/full
+    fer-pi report runs/demo/resnet runs/demo/full --out runs/demo/report.md --pairs data/demo_pairs
+
+``fer-pi evaluate`` writes its folder with :func:`write_evaluation` and, given a baseline,
+:func:`write_robustness`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # Pan et al. 2019, Table 1 (RAF-DB and AffectNet columns, synthesized occlusions, accuracy %).
 PAPER_TABLE1: dict[str, dict[str, float]] = {
@@ -244,14 +247,103 @@ def write_demo_report(run_dirs: Sequence[str | os.PathLike], out_md: str | os.Pa
             lines.append(f"\n### Example test pairs (clean / occluded / mask)\n\n![example pairs]({png.name})\n")
     for name in names_list:
         lines.append("\n" + evaluation_markdown(results[name], title=f"Details: {name}"))
-    _write_text(out, "".join(lines))
+    write_text(out, "".join(lines))
     return out
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically (a crash leaves the old file or the new one)."""
+    from occlusion_synth.io import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{100.0 * x:.2f}"
+
+
+def write_evaluation(result: dict, out_dir: str | os.PathLike, title: str) -> Path:
+    """Write one evaluation's folder: ``evaluation.json``, ``evaluation.md``, ``confusion.png``,
+    ``category.png`` and, when ``result`` holds ``examples``, ``reconstructions.png``.
+
+    Args:
+        result: the dict of :func:`fer_pi.evaluation.evaluate_checkpoint` (``examples`` is
+            popped from it).
+        out_dir: the folder (created).
+        title: heading of ``evaluation.md`` (e.g. the checkpoint, network and split).
+
+    Returns:
+        The path of ``evaluation.json``.
+    """
+    from . import plots
+    from .evaluation import strip_examples
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = result.pop("examples", None)
+    plots.plot_confusion(result["confusion"], result["class_names"], out / "confusion.png",
+                         title=f"{result.get('which', 'model')} on occluded {result.get('split', '')}".strip())
+    if examples is not None:
+        plots.plot_reconstructions(examples["clean"], examples["occluded"], examples["reconstructed"],
+                                   out / "reconstructions.png")
+    if result.get("per_category"):
+        plots.plot_category_bars({result.get("which", "model"): {g: 100 * v["accuracy"]
+                                                                for g, v in result["per_category"].items()}},
+                                 out / "category.png")
+    write_text(out / EVAL_JSON, json.dumps(strip_examples(result), indent=2) + "\n")
+    write_text(out / "evaluation.md", evaluation_markdown(result, title=title))
+    return out / EVAL_JSON
+
+
+def write_robustness(results: Mapping[str, Mapping], out_dir: str | os.PathLike, split: str = "test") -> Path:
+    """Baseline vs model: ``robustness.md`` and bar charts per occluder category and coverage bin.
+
+    Args:
+        results: ``{baseline name: evaluation dict, model name: evaluation dict}`` (baseline first).
+        out_dir: the folder (created).
+
+    Returns:
+        The path of ``robustness.md``.
+    """
+    from . import plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(results)
+    base, model = results[names[0]], results[names[-1]]
+    text = [f"# Occlusion robustness: {names[-1]} vs {names[0]} ({split} split)\n\n",
+            f"Occluded accuracy: {names[0]} {_fmt(base.get('accuracy'))}%, "
+            f"{names[-1]} {_fmt(model.get('accuracy'))}% (n = {model.get('n')}).\n"]
+    for key, label, png in (("per_category", "occluder category", "robustness_category.png"),
+                            ("per_coverage_bin", "coverage bin", "robustness_coverage.png")):
+        text += [f"\n## Accuracy per {label}\n\n", robustness_markdown(results, key, label), f"\n![{label}]({png})\n"]
+        plots.plot_category_bars(robustness_bars_table(results, key), out / png,
+                                 title=f"accuracy by {label}: {names[-1]} vs {names[0]}")
+    write_text(out / "robustness.md", "".join(text))
+    return out / "robustness.md"
+
+
+def baseline_results(result: dict, baseline: str | os.PathLike, manifest: str | os.PathLike,
+                     **evaluate_options: Any) -> dict[str, dict]:
+    """``{baseline name: its evaluation, model name: result}``: the baseline is read from its
+    ``evaluation.json`` or scored from its checkpoint on ``manifest`` with ``evaluate_options``
+    (``split``, ``image_size``, ``batch_size``, ``num_workers``, ``device``)."""
+    from .evaluation import evaluate_checkpoint, strip_examples
+
+    path = Path(baseline)
+    if path.suffix == ".json":
+        try:
+            base = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            from .errors import DataError
+
+            raise DataError(f"--baseline {path}: cannot read ({exc})") from None
+    else:
+        base = strip_examples(evaluate_checkpoint(path, manifest, **evaluate_options))
+    names = [base.get("method") or "baseline", result.get("method") or "model"]
+    if names[0] == names[1]:
+        names = ["baseline", "model"]
+    return {names[0]: base, names[1]: result}
 
 
 def demo_report(run_dir: str | os.PathLike, out_md: str | os.PathLike | None = None,
@@ -275,43 +367,3 @@ def demo_report(run_dir: str | os.PathLike, out_md: str | os.PathLike | None = N
         except (OSError, ValueError):
             pairs_dir = None
     return write_demo_report(dirs, out_md or run / "report.md", pairs_dir=pairs_dir)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fer_pi.report RUN... --out report.md [--pairs DIR]`` or
-    ``python -m fer_pi.report demo --run-dir RUN [--out RUN/report.md] [--runs resnet,full]``."""
-    import argparse
-    import sys
-
-    from .errors import FerPiError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv[:1] == ["demo"]:
-            ap = argparse.ArgumentParser(prog="python -m fer_pi.report demo",
-                                         description="Write RUN/report.md from RUN/resnet and RUN/full.")
-            ap.add_argument("--run-dir", required=True, help="folder holding the evaluated runs (runs/demo)")
-            ap.add_argument("--out", default=None, help="markdown file (default RUN/report.md)")
-            ap.add_argument("--runs", default="resnet,full", help="comma-separated run sub-folders, baseline first")
-            ap.add_argument("--pairs", default=None, help="occsynth generate output (default: from the run config)")
-            args = ap.parse_args(argv[1:])
-            path = demo_report(args.run_dir, args.out, runs=args.runs.split(","), pairs_dir=args.pairs)
-        else:
-            ap = argparse.ArgumentParser(prog="python -m fer_pi.report",
-                                         description="Write a markdown report comparing evaluated runs.")
-            ap.add_argument("runs", nargs="+", help="evaluated run folders, baseline first")
-            ap.add_argument("--out", required=True, help="markdown file to write")
-            ap.add_argument("--pairs", default=None, help="occsynth generate output folder (example pictures)")
-            ap.add_argument("--names", default=None, help="comma-separated display names, one per run")
-            args = ap.parse_args(argv)
-            path = write_demo_report(args.runs, args.out, pairs_dir=args.pairs,
-                                     names=args.names.split(",") if args.names else None)
-    except FerPiError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,5 +37,5 @@ for preset in resnet full; do
 done
 
 step "6/6 report -> $RUN/report.md"
-$BIN/python -m fer_pi.report demo --run-dir "$RUN" --out "$RUN/report.md"
+$BIN/fer-pi report --run-dir "$RUN" --out "$RUN/report.md"
 step "done: open $RUN/report.md"

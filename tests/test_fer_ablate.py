@@ -107,20 +107,31 @@ def test_demo_report_links_pictures_relatively(quick_run, tmp_path):
         report.write_demo_report([tmp_path], tmp_path / "x.md")
 
 
-def test_report_module_demo_mode(quick_run, tmp_path, capsys):
-    """`python -m fer_pi.report demo --run-dir RUN` (the make demo call): RUN/resnet vs RUN/full."""
+def test_report_command_run_dir_and_runs(quick_run, tmp_path):
+    """`fer-pi report --run-dir RUN` (the make demo call): RUN/resnet vs RUN/full; and RUNS --out."""
     out = quick_run["out"] / "seed0"
     target = tmp_path / "report.md"
-    assert report.main(["demo", "--run-dir", str(out), "--out", str(target)]) == 0
+    res = CliRunner().invoke(cli, ["report", "--run-dir", str(out), "--out", str(target)])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {target}" in res.output
     text = target.read_text()
     assert "| resnet |" in text and "| full |" in text
     assert (tmp_path / "example_pairs.png").is_file()  # pairs folder found from the run's config.json
-    assert report.main(["demo", "--run-dir", str(tmp_path / "nothing")]) == 2
-    assert "none of the run folders" in capsys.readouterr().err
+    res = CliRunner().invoke(cli, ["report", "--run-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "none of the run folders" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["report", str(out / "resnet"), str(out / "full"), "--names", "base,ours",
+                                   "--out", str(tmp_path / "two.md")])
+    assert res.exit_code == 0, res.output
+    assert "| base |" in (tmp_path / "two.md").read_text()
+    res = CliRunner().invoke(cli, ["report", str(out / "resnet"), "--names", "a,b", "--out", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and "--names" in res.output
+    res = CliRunner().invoke(cli, ["report", str(out / "resnet")])
+    assert res.exit_code == 2 and "--out" in res.output
 
 
 def test_ablate_quick_builds_demo_data_and_pairs(tmp_path):
-    """Without --data: `occsynth demo-data` + `occsynth generate` (real photos, real landmarks), then train."""
+    """Without --data: the demo data and its pairs through occlusion_synth's Python API (real photos,
+    real landmarks), then train."""
     out = tmp_path / "abl"
     res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--quick", "--presets", "full"])
     assert res.exit_code == 0, res.output
@@ -132,4 +143,4 @@ def test_ablate_quick_builds_demo_data_and_pairs(tmp_path):
         rows = list(csv.DictReader(fh))
     test_n = sum(p["split"] == "test" for p in pairs)
     assert [r["preset"] for r in rows] == ["pretrain", "full"] and int(rows[1]["n_test"]) == test_n
-    assert "$ occsynth demo-data" in res.output and "$ occsynth generate" in res.output
+    assert f"demo data -> {out / 'data' / 'demo'}" in res.output and f"pairs -> {out / 'data' / 'pairs'}" in res.output

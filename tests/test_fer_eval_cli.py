@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -107,26 +108,84 @@ def test_evaluate_without_decoder_and_bad_split(tiny):
     assert res.exit_code == 2 and "val" in res.output and "train, test" in res.output
 
 
-def test_predict_photo_with_and_without_face_crop_and_broken_file(tiny, photos, tmp_path):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"not an image at all")
-    img = str(photos["obama.jpg"])
-    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), img, str(broken), "--json"])
+def _rows(output: str) -> list[list[str]]:
+    """The tab-separated prediction rows of `fer-pi predict` (header dropped)."""
+    lines = [line.split("\t") for line in output.splitlines() if line.count("\t") == 4]
+    assert lines[0] == ["file", "face", "box", "label", "probability"]
+    return lines[1:]
+
+
+def test_predict_crops_every_face_like_generate(tiny, photos, tmp_path):
+    """Two faces side by side: two rows; each face's input is the generate crop of that face."""
+    from occlusion_synth.functional.crop import face_crop
+    from occlusion_synth.io import read_image, write_image
+    from occlusion_synth.landmarks import detect
+
+    from fer_pi.data.transforms import resize, to_tensor
+    from fer_pi.models import load_for_inference
+    from fer_pi.predict import Predictor
+
+    a, b = read_image(photos["obama.jpg"]), read_image(photos["biden.jpg"])
+    h = min(a.shape[0], b.shape[0])
+    pair = np.concatenate([a[:h], b[:h]], axis=1)
+    img = tmp_path / "two.png"
+    write_image(img, pair)
+    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(img), "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
-    assert out[0]["image"] == img and out[0]["face_box"] is None
-    assert sum(out[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert out[0]["label_name"] == max(out[0]["probabilities"], key=out[0]["probabilities"].get)
-    assert out[1]["image"] == str(broken) and "broken.jpg" in out[1]["error"]
-    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), img, "--face-crop", "--json"])
+    preds = json.loads(res.output)["predictions"]
+    assert [p["face"] for p in preds] == [0, 1]
+    centres = sorted((p["box"][0] + p["box"][2]) / 2 for p in preds)
+    assert centres[0] < a.shape[1] < centres[1]  # one face in each half
+    # the network input of each face is exactly generate's crop (same kernel, same margin), resized
+    faces = detect(pair, all_faces=True)
+    predictor = Predictor(tiny["ckpt"])
+    model, _ = load_for_inference(tiny["ckpt"])
+    for p, face in zip(preds, faces):
+        framed = face_crop(pair, face.landmarks, margin=0.25, size=32)
+        assert p["crop"] == list(framed.box.xyxy)
+        with torch.no_grad():
+            probs = torch.softmax(model(to_tensor(resize(framed.image, 32))[None])[0], 1)[0]
+        assert p["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert len(predictor.faces(pair, "two")) == 2
+    # text mode: a header and one tab-separated row per face
+    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(img)])
     assert res.exit_code == 0, res.output
-    cropped = json.loads(res.output)[0]
-    x0, y0, x1, y1 = cropped["face_box"]
-    assert 0 <= x0 < x1 and 0 <= y0 < y1  # a real detection on a real photo
-    # text mode: a label line per image, an error line naming the broken file
-    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), img, str(broken)])
-    assert res.exit_code == 0
-    assert f"{img}: " in res.output and f"{broken}: ERROR" in res.output
+    rows = _rows(res.output)
+    assert [r[:2] for r in rows] == [[str(img), "0"], [str(img), "1"]]
+    assert all(len(r[2].split(",")) == 4 and 0 < float(r[4]) <= 1 for r in rows)
+
+
+def test_predict_folder_whole_image_and_failures_exit_non_zero(tiny, photos, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    import shutil
+
+    shutil.copy(photos["obama.jpg"], folder / "sub" / "obama.jpg")
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    (folder / "notes.txt").write_text("hello")
+    blank = folder / "blank.png"
+    from occlusion_synth.io import write_image
+
+    write_image(blank, np.full((120, 120, 3), 200, np.uint8))
+    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(folder), str(tmp_path / "missing.jpg"),
+                                   "--backend", "dlib"])
+    assert res.exit_code == 1, res.output
+    rows = _rows(res.output)
+    assert [r[0] for r in rows] == [str(folder / "sub" / "obama.jpg")]
+    errors = [line for line in res.output.splitlines() if line.startswith("error: ")]
+    assert {e.split(": ")[1] for e in errors} == {str(folder / "broken.jpg"), str(blank),
+                                                 str(tmp_path / "missing.jpg")}
+    assert f"skipped: {folder / 'notes.txt'}: not an image" in res.output
+    assert "Traceback" not in res.output
+    # --crop none: the whole image, one row per readable file, no face box search
+    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(folder), "--crop", "none", "--json"])
+    assert res.exit_code == 1
+    data = json.loads(res.output[:res.output.rindex("}") + 1])
+    got = {p["path"]: p for p in data["predictions"]}
+    assert set(got) == {str(folder / "sub" / "obama.jpg"), str(blank)}
+    assert got[str(blank)]["face"] is None and got[str(blank)]["box"] == [0, 0, 120, 120]
+    assert [f["path"] for f in data["failures"]] == [str(folder / "broken.jpg")]
 
 
 def test_predict_exits_2_when_nothing_readable(tiny, tmp_path):
@@ -135,6 +194,10 @@ def test_predict_exits_2_when_nothing_readable(tiny, tmp_path):
     res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(broken), str(tmp_path / "missing.png")])
     assert res.exit_code == 2
     assert "x.png" in res.output and "missing.png" in res.output
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    res = CliRunner().invoke(cli, ["predict", str(tiny["ckpt"]), str(fifo)])
+    assert res.exit_code == 2 and f"error: {fifo}: not a regular file" in res.output
 
 
 def test_bench_cpu_tiny(tmp_path):
@@ -177,3 +240,25 @@ def test_evaluate_against_a_baseline(tiny, tmp_path):
     assert (out / "robustness_coverage.png").stat().st_size > 2000
     header = next(line for line in res.output.splitlines() if line.strip().startswith("group"))
     assert "baseline" in header and "model" in header
+
+
+def test_run_folders_are_accepted_where_checkpoints_are(tiny, tmp_path):
+    """`fer-pi evaluate RUN` scores the run's checkpoint; --data takes the pairs folder too."""
+    from fer_pi.checkpoint import resolve_checkpoint
+    from fer_pi.errors import FerPiError
+
+    by_file = CliRunner().invoke(cli, ["evaluate", str(tiny["ckpt"]), "--data", str(tiny["manifest"]),
+                                       "--out", str(tmp_path / "a")])
+    by_folder = CliRunner().invoke(cli, ["evaluate", str(tiny["ckpt"].parent), "--data", str(tiny["manifest"].parent),
+                                         "--out", str(tmp_path / "b")])
+    assert by_file.exit_code == 0 and by_folder.exit_code == 0, by_folder.output
+    a, b = (json.loads((tmp_path / d / "evaluation.json").read_text()) for d in "ab")
+    assert a["accuracy"] == b["accuracy"] and a["confusion"] == b["confusion"]
+    assert b["checkpoint"] == str(tiny["ckpt"])
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "student.pt", "best.pt"):
+        (run / name).write_bytes(b"x")
+    assert resolve_checkpoint(run) == run / "best.pt"
+    with pytest.raises(FerPiError, match="teacher.pt"):
+        resolve_checkpoint(tmp_path / "a", "teacher")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from occlusion_synth.cli._common import LazyGroup
+from occlusion_synth.cli.common import LazyGroup
 from occlusion_synth.errors import OcclusionSynthError
 
 from ..errors import FerPiError
@@ -15,6 +15,7 @@ COMMANDS = {
     "predict": "fer_pi.cli.eval_cmd:predict",
     "bench": "fer_pi.cli.eval_cmd:bench",
     "ablate": "fer_pi.cli.ablate_cmd:ablate",
+    "report": "fer_pi.cli.report_cmd:report",
 }
 
 
@@ -25,7 +26,7 @@ def cli() -> None:
     """fer-pi: occluded-face expression recognition with clean faces as privileged information.
 
     Typical use: `fer-pi pretrain` then `fer-pi train --preset full`, `fer-pi evaluate`,
-    `fer-pi predict`; `fer-pi ablate` runs the paper's eight Table-1 rows.
+    `fer-pi predict`, `fer-pi report`; `fer-pi ablate` runs the paper's eight Table-1 rows.
     """
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from occlusion_synth.cli._common import UserError
+from ..config import ARCHS, METHOD_PRESETS, SIZE_PRESETS
 
-PRESET_NAMES = ("resnet", "sim", "lir", "sim_lir", "adv", "rec", "adv_rec", "full")
+PRESET_NAMES = tuple(METHOD_PRESETS)
 
 
 def _csv_ints(ctx, param, value):
@@ -31,44 +31,12 @@ def _csv_presets(ctx, param, value):
     return names
 
 
-def build_demo_pairs(out_dir: Path, seed: int = 0, quick: bool = False, log=click.echo) -> Path:
-    """``occsynth demo-data`` then ``occsynth generate``: returns the pairs' ``manifest.csv``.
-
-    Runs the occsynth commands in-process (their click entry points, so the options are the
-    documented ones). Existing complete output is reused (generate resumes by itself).
-    """
-    from occlusion_synth.cli import cli as occsynth
-
-    demo, pairs = out_dir / "demo", out_dir / "pairs"
-    ctx = click.Context(occsynth)
-    for name in ("demo-data", "generate"):
-        if occsynth.get_command(ctx, name) is None:
-            raise UserError(f"`occsynth {name}` is not available in this installation; give --data MANIFEST")
-    if not (demo / "EmoLabel" / "list_patition_label.txt").is_file():
-        args = ["demo-data", str(demo), "--seed", str(seed)]
-        params = {p.name for p in occsynth.get_command(ctx, "demo-data").params}
-        if quick and {"per_class", "test_per_class"} <= params:
-            args += ["--per-class", "3", "--test-per-class", "2"]
-        if "quiet" in params:
-            args.append("--quiet")
-        log(f"$ occsynth {shlex.join(args)}")
-        occsynth.main(args, prog_name="occsynth", standalone_mode=False)
-    manifest = pairs / "manifest.csv"
-    if not manifest.is_file():
-        # demo faces are aligned crops: the 68-point predictor on the whole frame (as make demo does)
-        args = ["generate", "--src", "rafdb", "--root", str(demo), "--out", str(pairs), "--seed", str(seed),
-                "--landmarks", "aligned"]
-        log(f"$ occsynth {shlex.join(args)}")
-        occsynth.main(args, prog_name="occsynth", standalone_mode=False)
-    return manifest
-
-
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/ablation"),
               show_default=True, help="Ablation folder: runs, results.csv, results.md, robustness charts.")
-@click.option("--data", "manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="manifest.csv of `occsynth generate` (train and test splits). Without it the demo data is "
-                   "built and paired under OUT/data.")
+@click.option("--data", "manifest", type=click.Path(exists=True, path_type=Path), default=None,
+              help="OUT/manifest.csv (or OUT) of `occsynth generate` (train and test splits). Without it the demo "
+                   "data is built and paired under OUT/data.")
 @click.option("--demo", is_flag=True, help="Build the embedded demo data and generate pairs (the default when "
                                            "--data is not given).")
 @click.option("--seeds", default=None, callback=_csv_ints,
@@ -77,12 +45,12 @@ def build_demo_pairs(out_dir: Path, seed: int = 0, quick: bool = False, log=clic
               help="Comma-separated Table-1 presets to fine-tune (resnet is the baseline).")
 @click.option("--quick", is_flag=True,
               help="CI-sized pipeline check: tiny net, 32 px, one epoch per phase, one seed.")
-@click.option("--size-preset", "--size", "size_preset", type=click.Choice(["demo", "paper-rafdb", "paper-affectnet"]),
+@click.option("--size-preset", "--size", "size_preset", type=click.Choice(list(SIZE_PRESETS)),
               default="demo", show_default=True,
-              help="Architecture / resolution / schedule preset (--size as in `fer-pi train`).")
+              help="Architecture / resolution / schedule preset, as in `fer-pi train` (--size is its older name).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Fine-tuning epochs per preset.")
 @click.option("--pretrain-epochs", type=click.IntRange(min=1), default=None, help="Pre-training epochs per seed.")
-@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default=None,
+@click.option("--arch", type=click.Choice(list(ARCHS)), default=None,
               help="Override the size preset's architecture.")
 @click.option("--image-size", type=click.IntRange(min=16), default=None, help="Override the input size.")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
@@ -98,7 +66,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     split. Writes OUT/results.csv, OUT/results.md (mean and std over seeds next to the paper's
     RAF-DB figures), per-category/coverage tables and bar charts (baseline vs full).
     """
-    from ..ablation import run_ablation
+    from ..ablation import build_demo_pairs, run_ablation
     from ..utils import setup_logging
 
     setup_logging()
@@ -107,7 +75,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     seeds = seeds if seeds is not None else ([0] if quick else [0, 1, 2])
     manifest_given = manifest is not None
     if manifest is None:
-        manifest = build_demo_pairs(out_dir / "data", seed=0, quick=quick)
+        manifest = build_demo_pairs(out_dir / "data", seed=0, quick=quick, log=click.echo)
     overrides = {k: v for k, v in (("epochs", epochs), ("pretrain_epochs", pretrain_epochs), ("arch", arch),
                                    ("image_size", image_size)) if v is not None}
     # the command as it takes effect (resolved defaults), recorded in results.md

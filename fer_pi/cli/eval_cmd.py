@@ -1,4 +1,5 @@
-"""``fer-pi evaluate``, ``fer-pi predict`` and ``fer-pi bench``: thin wrappers over fer_pi's library."""
+"""``fer-pi evaluate``, ``fer-pi predict`` and ``fer-pi bench``: thin wrappers over fer_pi's library
+(:mod:`fer_pi.evaluation`, :mod:`fer_pi.predict`, :mod:`fer_pi.report`)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from occlusion_synth.cli._common import UserError
+from occlusion_synth.cli.common import UserError
+
+from ..config import AMP_MODES, ARCHS
 
 
 def _int_list(ctx, param, value: str) -> list[int]:
@@ -36,9 +39,9 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "manifest", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="manifest.csv written by `occsynth generate` (clean/occluded/mask pairs).")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", "manifest", required=True, type=click.Path(exists=True, path_type=Path),
+              help="OUT/manifest.csv (or OUT) written by `occsynth generate` (clean/occluded/mask pairs).")
 @click.option("--split", default="test", show_default=True,
               help="Manifest split to score (the held-out occluded test split by default).")
 @click.option("--by", "by", type=click.Choice(["category", "coverage", "class"]), multiple=True,
@@ -53,8 +56,9 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 @click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A baseline to compare with (its checkpoint, scored on the same data, or its evaluation.json): "
+@click.option("--baseline", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A baseline to compare with (its checkpoint or run folder, scored on the same data, or its "
+                   "evaluation.json): "
                    "side-by-side tables per occluder category and coverage bin, robustness.md and bar charts.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for evaluation.json, evaluation.md, confusion.png, reconstructions.png "
@@ -62,33 +66,23 @@ def _print_groups(title: str, tables: dict[str, dict]) -> None:
 def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], which: str,
              image_size: int | None, batch_size: int, num_workers: int, device: str,
              baseline: Path | None, out_dir: Path | None) -> None:
-    """Score CHECKPOINT on the occluded images of a split (clean ones for reference).
+    """Score CHECKPOINT (a file, or a run folder: its best.pt / student.pt) on the occluded images of a split
+    (clean ones for reference).
 
     Writes overall, per-class, per-occluder-category and per-coverage-bin accuracy with the
     confusion matrix to JSON and markdown, a confusion-matrix PNG, and a reconstruction grid
     when the checkpoint holds a decoder.
     """
-    from .. import plots
-    from ..evaluation import evaluate_checkpoint, strip_examples
-    from ..report import EVAL_JSON, _write_text, evaluation_markdown
+    from ..checkpoint import resolve_checkpoint
+    from ..evaluation import evaluate_checkpoint
+    from ..report import baseline_results, write_evaluation, write_robustness
+
+    checkpoint = resolve_checkpoint(checkpoint, which)
 
     out_dir = out_dir or checkpoint.parent / "eval"
-    result = evaluate_checkpoint(checkpoint, manifest, split=split, which=which, image_size=image_size,
-                                 batch_size=batch_size, num_workers=num_workers, device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    examples = result.pop("examples", None)
-    plots.plot_confusion(result["confusion"], result["class_names"], out_dir / "confusion.png",
-                         title=f"{which} on occluded {split}")
-    if examples is not None:
-        plots.plot_reconstructions(examples["clean"], examples["occluded"], examples["reconstructed"],
-                                   out_dir / "reconstructions.png")
-    if result.get("per_category"):
-        plots.plot_category_bars({which: {g: 100 * v["accuracy"] for g, v in result["per_category"].items()}},
-                                 out_dir / "category.png")
-    from occlusion_synth.io import atomic_write_bytes
-
-    atomic_write_bytes(out_dir / EVAL_JSON, (json.dumps(strip_examples(result), indent=2) + "\n").encode())
-    _write_text(out_dir / "evaluation.md", evaluation_markdown(result, title=f"{checkpoint} ({which}, {split})"))
+    options = dict(split=split, image_size=image_size, batch_size=batch_size, num_workers=num_workers, device=device)
+    result = evaluate_checkpoint(checkpoint, manifest, which=which, **options)
+    written = write_evaluation(result, out_dir, title=f"{checkpoint} ({which}, {split})")
     clean = result.get("clean") or {}
     click.echo(f"{checkpoint} [{which}] split={split} n={result['n']}: occluded accuracy "
                f"{_fmt(result['accuracy']).strip()}%"
@@ -96,8 +90,10 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
                + (f", rec MSE {result['rec_mse']:.4f}" if "rec_mse" in result else ""))
     results = {"model": result}
     if baseline is not None:
-        results = _with_baseline(result, baseline, manifest, split, image_size, batch_size, num_workers, device,
-                                 out_dir)
+        if baseline.is_dir():
+            baseline = resolve_checkpoint(baseline)
+        results = baseline_results(result, baseline, manifest, **options)
+        write_robustness(results, out_dir, split=split)
     if "class" in by:
         _print_groups("per class", {m: r["per_class"] for m, r in results.items()})
     if "category" in by:
@@ -105,79 +101,69 @@ def evaluate(checkpoint: Path, manifest: Path, split: str, by: tuple[str, ...], 
     if "category" in by or "coverage" in by:
         _print_groups("per coverage bin (occluded fraction of the face)",
                       {m: r.get("per_coverage_bin", {}) for m, r in results.items()})
-    click.echo(f"wrote {out_dir / EVAL_JSON}")
+    click.echo(f"wrote {written}")
 
 
-def _with_baseline(result: dict, baseline: Path, manifest: Path, split: str, image_size, batch_size: int,
-                   num_workers: int, device: str, out_dir: Path) -> dict:
-    """Score (or read) the baseline, write robustness.md and the bar charts, return both results."""
-    from .. import plots
-    from ..evaluation import evaluate_checkpoint, strip_examples
-    from ..report import _write_text, robustness_bars_table, robustness_markdown
+class InputsFailed(click.ClickException):
+    """Some inputs of `fer-pi predict` failed (each already named on stderr): exit status 1."""
 
-    if baseline.suffix == ".json":
-        base = json.loads(baseline.read_text())
-    else:
-        base = strip_examples(evaluate_checkpoint(baseline, manifest, split=split, image_size=image_size,
-                                                  batch_size=batch_size, num_workers=num_workers, device=device))
-    names = [base.get("method") or "baseline", result.get("method") or "model"]
-    if names[0] == names[1]:
-        names = ["baseline", "model"]
-    results = {names[0]: base, names[1]: result}
-    text = [f"# Occlusion robustness: {names[1]} vs {names[0]} ({split} split)\n\n",
-            f"Occluded accuracy: {names[0]} {_fmt(base.get('accuracy')).strip()}%, "
-            f"{names[1]} {_fmt(result.get('accuracy')).strip()}% (n = {result.get('n')}).\n"]
-    for key, label, png in (("per_category", "occluder category", "robustness_category.png"),
-                            ("per_coverage_bin", "coverage bin", "robustness_coverage.png")):
-        text += [f"\n## Accuracy per {label}\n\n", robustness_markdown(results, key, label), f"\n![{label}]({png})\n"]
-        plots.plot_category_bars(robustness_bars_table(results, key), out_dir / png,
-                                 title=f"accuracy by {label}: {names[1]} vs {names[0]}")
-    _write_text(out_dir / "robustness.md", "".join(text))
-    return results
+    exit_code = 1
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--face-crop/--no-face-crop", default=False, show_default=True,
-              help="Detect the largest face with occlusion_synth landmarks and crop its box (with a margin) "
-                   "before resizing; off: the whole image is taken as an aligned face crop.")
-@click.option("--backend", default="auto", show_default=True,
-              help="Landmark backend used by --face-crop (auto, dlib, mediapipe).")
-@click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=0.25, show_default=True,
-              help="Face-box margin for --face-crop, as a fraction of the box size on each side.")
+@click.option("--crop", type=click.Choice(["face", "none"]), default="face", show_default=True,
+              help="face: find every face and crop it as `occsynth generate --crop face` does for training; "
+                   "none: the whole image is one aligned face crop.")
+@click.option("--face-crop/--no-face-crop", "face_crop", default=None, hidden=True,
+              help="Deprecated: --crop face / --crop none.")
+@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "dlib", "mediapipe"]),
+              help="Landmark backend that finds the faces for --crop face.")
+@click.option("--margin", type=click.FloatRange(min=0.0, max=2.0), default=None,
+              help="Crop margin around the landmarks, as a fraction of the face size on each side "
+                   "[default: the training pairs' one, generate's 0.25].")
 @click.option("--which", type=click.Choice(["student", "teacher"]), default="student", show_default=True,
               help="Which network of the checkpoint to use.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text lines.")
-def predict(checkpoint: Path, images: tuple[Path, ...], face_crop: bool, backend: str, margin: float,
-            which: str, device: str, as_json: bool) -> None:
-    """Predict the expression of each image in IMAGES with CHECKPOINT.
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (predictions, failures, skipped).")
+def predict(checkpoint: Path, images: tuple[Path, ...], crop: str, face_crop: bool | None, backend: str,
+            margin: float | None, which: str, device: str, as_json: bool) -> None:
+    """Predict the expression of every face in IMAGES (files or folders) with CHECKPOINT (a file or a run
+    folder).
 
-    Prints the label and the class probabilities per image. An unreadable image (or one with no
-    face under --face-crop) prints a line naming the file and the others go on; exit status 2
-    when no image could be predicted.
+    Prints one row per face: file, face index (0 = largest), face box x0,y0,x1,y1, label and its
+    probability. Each input that fails (missing, unreadable, no face) gets one line on stderr and
+    the others go on; the exit status is then 1 (2 when no input could be predicted). Files in a
+    folder that are not images are listed on stderr as skipped.
     """
-    from ..evaluation import predict_images
+    from ..checkpoint import resolve_checkpoint
+    from ..predict import predict_paths
 
-    results = predict_images(checkpoint, images, face_crop=face_crop, backend=backend, margin=margin,
-                             which=which, device=device)
-    ok = [r for r in results if "error" not in r]
+    checkpoint = resolve_checkpoint(checkpoint, which)
+    if face_crop is not None:
+        crop = "face" if face_crop else "none"
+    result = predict_paths(checkpoint, images, which=which, device=device, crop=crop, backend=backend,
+                           margin=margin)
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        for r in results:
-            if "error" in r:
-                click.echo(f"{r['image']}: ERROR {r['error']}")
-                continue
-            probs = "  ".join(f"{k} {v:.3f}" for k, v in sorted(r["probabilities"].items(), key=lambda kv: -kv[1]))
-            click.echo(f"{r['image']}: {r['label_name']} ({r['probability']:.3f})  [{probs}]")
-    if not ok:
-        raise UserError(f"no image could be predicted ({len(results)} given)")
+        click.echo("\t".join(("file", "face", "box", "label", "probability")))
+        for p in result.predictions:
+            click.echo("\t".join((p.path, "-" if p.face is None else str(p.face), ",".join(map(str, p.box)),
+                                  p.label_name, f"{p.probability:.3f}")))
+    for s in result.skipped:
+        click.echo(f"skipped: {s.path}: {s.reason}", err=True)
+    for f in result.failures:
+        click.echo(f"error: {f.path}: {f.reason}", err=True)
+    if not result.predictions:
+        raise UserError(f"no face could be predicted ({len(result.failures)} inputs failed)")
+    if result.failures:
+        raise InputsFailed(f"{len(result.failures)} input(s) failed, {len(result.predictions)} face(s) predicted")
 
 
 @click.command()
-@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18", "tiny"]), default="resnet50",
+@click.option("--arch", type=click.Choice(list(ARCHS)), default="resnet50",
               show_default=True, help="Backbone architecture (random weights; speed does not depend on them).")
 @click.option("--image-size", type=click.IntRange(min=16), default=224, show_default=True,
               help="Square input size in pixels (paper: 224 for AffectNet, 88 for RAF-DB).")
@@ -188,7 +174,7 @@ def predict(checkpoint: Path, images: tuple[Path, ...], face_crop: bool, backend
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
               help="Untimed warm-up steps per measurement.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+@click.option("--amp", type=click.Choice(list(AMP_MODES)), default="off", show_default=True,
               help="Mixed precision (fp16 needs CUDA).")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Use the channels_last memory format on CUDA.")

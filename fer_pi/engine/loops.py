@@ -10,6 +10,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..distributed import reduce_sums
+from ..guards import check_losses
 from .steps import PrivilegedTask, discriminator_step, pretrain_step, student_step
 
 
@@ -36,6 +37,7 @@ class _Meter:
         self.sums: dict[str, float] = defaultdict(float)
 
     def add(self, values: dict[str, float], n: int) -> None:
+        check_losses(values)  # a NaN/inf loss stops the run here (fer_pi.guards)
         for k, v in values.items():
             self.sums[k] += v * n
             self.sums["_n_" + k] += n  # per key: D losses are not logged on every batch

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, pretraining_fingerprint, save_checkpoint
 from ..config import TrainConfig
 from ..data import PairedDataset, build_loader, manifest_splits, set_loader_epoch
 from ..distributed import DistInfo, barrier, init_distributed, unwrap
@@ -236,6 +236,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.json")
     metrics: dict[str, Any] = {}
+    fingerprint = pretraining_fingerprint(cfg)  # data + arch + seed: a later run checks it before reuse
     for epoch in range(start, cfg.pretrain_epochs):
         t0 = time.perf_counter()
         set_loader_epoch(train_loader, epoch)
@@ -259,11 +260,13 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 "optim": {"student": opt_s.state_dict(), "teacher": opt_t.state_dict()},
                 "sched": {"student": _state(sch_s), "teacher": _state(sch_t)},
                 "scaler": {"student": scalers[0].state_dict(), "teacher": scalers[1].state_dict()},
-                "rng": get_rng_state(), "metrics": metrics, "val_split": val_split or ""})
+                "rng": get_rng_state(), "metrics": metrics, "val_split": val_split or "",
+                "fingerprint": fingerprint})
             _write_summary(out / "summary.csv", PRETRAIN_COLUMNS, rows)
             log.info(_line("pretrain", epoch + 1, cfg.pretrain_epochs, row))
     if ctx.dist.is_main:
-        base = {"config": cfg.to_dict(), "phase": "pretrain", "epoch": cfg.pretrain_epochs, "metrics": metrics}
+        base = {"config": cfg.to_dict(), "phase": "pretrain", "epoch": cfg.pretrain_epochs, "metrics": metrics,
+                "fingerprint": fingerprint}
         save_checkpoint(out / "teacher.pt", {**base, "teacher": unwrap(teacher).state_dict()})
         save_checkpoint(out / "student.pt", {**base, "student": unwrap(student).state_dict()})
         _finish(out, ctx)

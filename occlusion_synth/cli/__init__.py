@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..errors import OcclusionSynthError
-from ._common import LazyGroup
+from .common import LazyGroup
 
 # command name -> "module:attribute"
 COMMANDS = {

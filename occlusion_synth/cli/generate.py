@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..sources import READER_NAMES
-from ._common import CATEGORY_CHOICES, parse_categories
+from .common import CATEGORY_CHOICES, parse_categories
 
 REGION_CHOICES = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
 SPLIT_CHOICES = ("train", "val", "test")

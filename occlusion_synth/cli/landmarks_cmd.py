@@ -8,7 +8,7 @@ from typing import Optional
 import click
 
 from ..errors import OcclusionSynthError
-from ._common import UserError
+from .common import UserError
 
 # colours per iBUG group for --draw (RGB)
 _COLOURS = {"jaw": (255, 255, 0), "brows": (255, 128, 0), "nose": (0, 255, 255),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CATEGORY_CHOICES, parse_categories
+from .common import CATEGORY_CHOICES, parse_categories
 
 
 @click.command()

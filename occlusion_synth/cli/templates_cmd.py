@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..templates import CATEGORIES
-from ._common import UserError
+from .common import UserError
 
 
 @click.group()

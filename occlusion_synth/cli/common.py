@@ -1,4 +1,9 @@
-"""Pieces shared by the ``occsynth`` and ``fer-pi`` command lines."""
+"""Pieces shared by the ``occsynth`` and ``fer-pi`` command lines (a public module: both packages use it).
+
+So that an option means the same thing in every command, its parser lives here once
+(``--categories food,mask``: :func:`parse_categories`), with one-line user errors
+(:class:`UserError`, exit 2) and the lazily imported command groups (:class:`LazyGroup`).
+"""
 from __future__ import annotations
 
 import importlib
