@@ -205,30 +205,10 @@ def frame(image: np.ndarray, landmarks: np.ndarray, crop: str, margin: float,
     Returns:
         ``(image (h, w, 3) uint8, landmarks (68, 2) float32)``.
     """
-    import cv2
+    from .functional.crop import face_crop
 
-    lm = np.asarray(landmarks, np.float64)
-    if crop == "face":
-        (x0, y0), (x1, y1) = lm.min(axis=0), lm.max(axis=0)
-        side = max(2, int(round(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin))))
-        left = int(round((x0 + x1) / 2 - side / 2))
-        top = int(round((y0 + y1) / 2 - 0.1 * (y1 - y0) - side / 2))
-        h, w = image.shape[:2]
-        pad = [max(0, -top), max(0, top + side - h), max(0, -left), max(0, left + side - w)]
-        region = image[max(0, top):min(h, top + side), max(0, left):min(w, left + side)]
-        if any(pad):
-            region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        image, lm = np.ascontiguousarray(region), lm - (left, top)
-    if size:
-        h, w = image.shape[:2]
-        nw, nh = (size, size) if h == w else (
-            (size, max(1, round(h * size / w))) if w >= h else (max(1, round(w * size / h)), size))
-        if (nw, nh) != (w, h):
-            interp = cv2.INTER_AREA if nw < w else cv2.INTER_LINEAR
-            image = cv2.resize(image, (nw, nh), interpolation=interp)
-            # pixel centres at integer coordinates: x' = (x + 0.5) * s - 0.5
-            lm = (lm + 0.5) * (nw / w, nh / h) - 0.5
-    return image, lm.astype(np.float32)
+    res = face_crop(image, landmarks, margin, size, crop=crop == "face")
+    return res.image, res.landmarks
 
 
 def _locate(image: np.ndarray, provided: Optional[np.ndarray], mode: str, source: str, options: dict):
