@@ -6,15 +6,24 @@ import importlib
 import click
 
 
-CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
+def __getattr__(name: str):
+    # CATEGORY_CHOICES is occlusion_synth.transforms.CATEGORIES (its one home), loaded on use so
+    # that `occsynth --help` does not import OpenCV
+    if name == "CATEGORY_CHOICES":
+        from ..transforms import CATEGORIES
+
+        return CATEGORIES
+    raise AttributeError(name)
 
 
 def parse_categories(ctx, param, value: str) -> tuple[str, ...]:
     """click callback: ``"food,mask"`` -> ``("food", "mask")``, rejecting unknown categories."""
+    from ..transforms import CATEGORIES
+
     cats = tuple(c.strip() for c in value.split(",") if c.strip())
-    bad = [c for c in cats if c not in CATEGORY_CHOICES]
+    bad = [c for c in cats if c not in CATEGORIES]
     if bad or not cats:
-        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
+        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORIES)}")
     return cats
 
 

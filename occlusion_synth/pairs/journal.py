@@ -1,15 +1,22 @@
-"""The run journal, and the three index files built from it: manifest.csv, skipped.csv, dataset.json.
+"""The run journal and the index files built from it: manifest.csv, skipped.csv, landmarks.jsonl, dataset.json.
+
+Imports :mod:`.config` and :mod:`.layout` only. Interface for other storage engines: a
+:class:`Journal` receives one record per finished sample (``SampleResult.record()``) from the
+main process, in any order; :func:`finalize` rebuilds the index files from the records, sorted,
+so they never depend on the order samples finished or on how many processes (or machines,
+followed by a merge) made them. A WebDataset writer keeps this journal and adds its shards.
 
 Why a journal: workers finish samples in any order and a run may be killed at any moment. The
 main process appends one JSON line per finished source sample to ``OUT/.occsynth/journal.jsonl``
 *after* all of that sample's files are in place (atomic renames), so a journal line always
 describes complete files. A kill can only cut the last line short; :class:`Journal` drops such a
-fragment before appending again. Duplicate lines (a sample redone after its files went missing)
-are resolved by "last line wins". The CSV/JSON index files are always rebuilt from the whole
-journal, sorted, so they never hold duplicated or lost rows and do not depend on the order in
-which samples finished.
+fragment before appending again. Two lines with the same key (a sample redone after its files
+went missing) resolve to the last one. A source record whose id was already used gets its own
+key (``id#dup:...``), so it is listed in skipped.csv as a ``duplicate id`` and never replaces the
+first record: a fresh run and a resumed run give the same index files.
 
-Journal line: ``{"id": sample id, "pairs": [manifest row dict, ...], "skipped": [skip row dict, ...]}``.
+Journal line: ``{"id": key, "pairs": [manifest row, ...], "skipped": [skip row, ...],
+"faces": [[x0, y0, ...], ...], "landmark_source": str, "source": str}`` (last three optional).
 """
 from __future__ import annotations
 
@@ -19,18 +26,39 @@ import json
 import os
 import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from .io import atomic_write_bytes
+from ..io import atomic_write_bytes
+from .layout import JOURNAL_NAME, KINDS, STATE_DIR
 
 MANIFEST_COLUMNS = ("id", "split", "label", "label_name", "clean", "occluded", "mask", "category",
-                    "template", "occluded_fraction", "landmark_source", "seed")
+                    "template", "occluded_fraction", "landmark_source", "seed", "faces_occluded")
 SKIPPED_COLUMNS = ("id", "source", "reason")
-STATE_DIR = ".occsynth"
-JOURNAL = "journal.jsonl"
+LANDMARKS_NAME = "landmarks.jsonl"
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
-MERGE_IGNORES = ("root", "templates")  # option keys shards may differ in
+
+
+@dataclass
+class Summary:
+    """What one ``generate_pairs`` / ``merge_pairs`` call did (printed by the CLI, used by benchmarks)."""
+
+    out: str
+    new_pairs: int = 0
+    new_samples: int = 0
+    resumed_samples: int = 0
+    new_skipped: int = 0
+    skipped_by_reason: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    internal_errors: int = 0
+    first_result_seconds: float = 0.0  # start-up: library, models, worker processes
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.new_pairs / self.seconds if self.seconds > 0 else 0.0
 
 
 def reason_kind(reason: str) -> str:
@@ -48,7 +76,7 @@ class Journal:
 
     def __init__(self, out: os.PathLike | str):
         self.out = Path(out)
-        self.path = self.out / STATE_DIR / JOURNAL
+        self.path = self.out / STATE_DIR / JOURNAL_NAME
         self._fh = None
         self._lock = threading.Lock()  # appends stay whole lines even if a caller uses threads
 
@@ -83,7 +111,7 @@ class Journal:
             ok = not rec.get("retry", False)
             if ok and check_files:
                 ok = all((self.out / row[k]).is_file()
-                         for row in rec.get("pairs", ()) for k in ("clean", "occluded", "mask"))
+                         for row in rec.get("pairs", ()) for k in KINDS)
             state[rec["id"]] = "done" if ok else "redo"
         return ({i for i, v in state.items() if v == "done"}, {i for i, v in state.items() if v == "reader"})
 
@@ -130,29 +158,35 @@ def _csv_line(values: Iterable) -> str:
 class _Rows:
     """Compact index rows: the CSV line plus the few fields the counts need (memory ~ the CSV size)."""
 
-    __slots__ = ("pairs", "skipped")
+    __slots__ = ("pairs", "skipped", "faces")
 
     def __init__(self, rec: dict):
         self.pairs = [((SPLIT_ORDER.get(r["split"], 9), r["split"], r["id"]),
-                       _csv_line(r[c] for c in MANIFEST_COLUMNS), r["split"], r["label_name"],
+                       _csv_line(r.get(c, 1 if c == "faces_occluded" else "") for c in MANIFEST_COLUMNS),
+                       r["split"], r["label_name"],
                        r["category"], r["clean"]) for r in rec.get("pairs", ())]
         self.skipped = [((r["id"], r["source"], r["reason"]), _csv_line(r[c] for c in SKIPPED_COLUMNS),
                          r["reason"]) for r in rec.get("skipped", ())]
+        self.faces = None if not rec.get("faces") else json.dumps(
+            {"id": rec["id"], "source": rec.get("source", ""), "landmark_source": rec.get("landmark_source", ""),
+             "faces": rec["faces"]}, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def collect(records: Iterable[dict]) -> tuple[list[tuple], list[tuple]]:
-    """Deduplicate journal records (last line per sample id wins) into sorted index rows.
+def collect(records: Iterable[dict]) -> tuple[list[tuple], list[tuple], list[str]]:
+    """Deduplicate journal records (last line per key wins) into sorted index rows.
 
     Returns:
-        ``(pairs, skipped)``: pairs are ``(sort key, CSV line, split, label_name, category, clean)``,
-        skipped rows ``(sort key, CSV line, reason)``, both sorted (pairs by split, then id).
+        ``(pairs, skipped, landmarks)``: pairs are ``(sort key, CSV line, split, label_name,
+        category, clean)``, skipped rows ``(sort key, CSV line, reason)``, both sorted (pairs by
+        split, then id); landmarks are landmarks.jsonl lines sorted by id.
     """
     latest: dict[str, _Rows] = {}
     for rec in records:
         latest[rec["id"]] = _Rows(rec)
     pairs = sorted((p for rows in latest.values() for p in rows.pairs), key=lambda p: p[0])
     skipped = sorted((s for rows in latest.values() for s in rows.skipped), key=lambda s: s[0])
-    return pairs, skipped
+    faces = [latest[k].faces for k in sorted(latest) if latest[k].faces]
+    return pairs, skipped, faces
 
 
 def write_csv(path: Path, columns: tuple, rows: list[dict]) -> None:
@@ -188,7 +222,7 @@ def count(pairs: list[tuple], skipped: list[tuple]) -> dict:
 
 
 def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict]] = None) -> dict:
-    """Rebuild manifest.csv, skipped.csv and dataset.json in ``out`` from its journal.
+    """Rebuild manifest.csv, skipped.csv, landmarks.jsonl and dataset.json in ``out`` from its journal.
 
     Args:
         out: the output folder.
@@ -200,14 +234,38 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
         The counts dict written into dataset.json.
     """
     out = Path(out)
-    pairs, skipped = collect(Journal(out).records() if records is None else records)
+    pairs, skipped, faces = collect(Journal(out).records() if records is None else records)
     _write_lines(out / "manifest.csv", MANIFEST_COLUMNS, (p[1] for p in pairs))
     _write_lines(out / "skipped.csv", SKIPPED_COLUMNS, (s[1] for s in skipped))
+    atomic_write_bytes(out / LANDMARKS_NAME, "".join(faces).encode("utf-8"))
     counts = count(pairs, skipped)
     doc = dict(info, counts=counts)
     atomic_write_bytes(out / "dataset.json",
                        (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
     return counts
+
+
+
+
+def read_landmark_cache(out: os.PathLike | str) -> dict[str, tuple]:
+    """``{sample id: ((68, 2) float32 array, ...)}`` from an earlier output's landmarks.jsonl.
+
+    Lines that do not parse are ignored (those samples are detected again).
+    """
+    import numpy as np
+
+    cache: dict[str, tuple] = {}
+    path = Path(out) / LANDMARKS_NAME
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+                faces = tuple(np.asarray(f, np.float32).reshape(68, 2) for f in rec["faces"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if faces and all(np.isfinite(f).all() for f in faces):
+                cache[str(rec["id"])] = faces
+    return cache
 
 
 def template_info(library, categories: Iterable[str]) -> list[dict]:
@@ -218,89 +276,20 @@ def template_info(library, categories: Iterable[str]) -> list[dict]:
              "source": getattr(t, "source", "")} for t in library if t.category in set(categories)]
 
 
-def dataset_info(cfg, command: Optional[str], templates: list[dict]) -> dict:
-    """dataset.json content besides the counts (``cfg``: a validated ``GenerateConfig``)."""
-    from . import __version__
-    from .labels import CANONICAL
-    from .sources import get_reader
+def dataset_info(cfg, command: Optional[str], templates: list[dict], label_map: dict) -> dict:
+    """dataset.json content besides the counts (``cfg``: the run's ``PairsConfig``)."""
+    from .. import __version__
+    from ..labels import CANONICAL
 
-    reader = get_reader(cfg.src)
-    from dataclasses import asdict
-
-    options = asdict(cfg)
-    options.pop("progress", None)
     return {
         "tool": "occlusion-synth", "version": __version__,
-        "command": command or "occlusion_synth.generate.generate()",
-        "options": options, "seed": cfg.seed, "source": cfg.src,
+        "command": command or "occlusion_synth.generate_pairs()",
+        "options": cfg.to_dict(), "seed": cfg.seed, "source": cfg.src,
         "label_map": {"canonical": dict(enumerate(CANONICAL)),
-                      "source_to_canonical": {str(k): v for k, v in getattr(reader, "LABEL_MAP", {}).items()}},
+                      "source_to_canonical": {str(k): v for k, v in label_map.items()}},
         "templates": templates,
         "layout": {"clean": "clean/{split}/{class}/{sample_id}", "occluded": "occluded/{split}/{class}/{pair_id}",
                    "mask": "mask/{split}/{class}/{pair_id}.png (uint8 0/255)",
-                   "pair_id": "sample_id, or sample_id_k{k} when per_image > 1 (clean shared)"},
+                   "pair_id": "sample_id, or sample_id_k{k} when per_image > 1 (clean shared)",
+                   "landmarks": "landmarks.jsonl: one line per sample, 68 points per face in source pixels"},
     }
-
-
-def merge_outputs(shards: Iterable[os.PathLike | str], out: os.PathLike | str,
-                  command: Optional[str] = None) -> tuple[dict, int]:
-    """Merge shard output folders into ``out`` (files hard-linked or copied, journals joined).
-
-    Returns:
-        ``(counts written to dataset.json, number of pairs)``.
-
-    Raises:
-        OcclusionSynthError: see :func:`occlusion_synth.generate.merge`.
-    """
-    from .errors import OcclusionSynthError
-    from .writer import OutputLock, copy_file, remove_outputs
-
-    shards = [Path(s) for s in shards]
-    out = Path(out)
-    if not shards:
-        raise OcclusionSynthError("merge: give at least one shard folder")
-    options, infos, records = None, [], {}
-    for shard in shards:
-        opts = shard / STATE_DIR / "options.json"
-        if not opts.is_file() or not (shard / "dataset.json").is_file():
-            raise OcclusionSynthError(f"merge: {shard} is not a finished occsynth generate output "
-                                      f"(no {STATE_DIR}/options.json or dataset.json)")
-        if out.exists() and shard.resolve() == out.resolve():
-            raise OcclusionSynthError(f"merge: --out {out} is also one of the shards")
-        current = json.loads(opts.read_text(encoding="utf-8"))
-        # shards may run on machines that mount the data and templates elsewhere: the template
-        # digest still guards the library's content
-        diff = [] if options is None else sorted(
-            k for k in set(options) | set(current)
-            if k not in MERGE_IGNORES and options.get(k) != current.get(k))
-        if diff:
-            raise OcclusionSynthError(f"merge: {shard} was generated with different {', '.join(diff)} "
-                                      f"than {shards[0]}")
-        options = current
-        infos.append(json.loads((shard / "dataset.json").read_text(encoding="utf-8")))
-        for rec in Journal(shard).records():
-            prev = records.get(rec["id"])
-            if prev is not None and prev[0] != shard and prev[1] != rec:
-                raise OcclusionSynthError(f"merge: sample {rec['id']} differs between {prev[0]} and {shard}")
-            records[rec["id"]] = (shard, rec)
-    out.mkdir(parents=True, exist_ok=True)
-    n_pairs = 0
-    with OutputLock(out):
-        remove_outputs(out)
-        for shard, rec in records.values():
-            for row in rec.get("pairs", ()):
-                for kind in ("clean", "mask", "occluded"):
-                    copy_file(shard / row[kind], out / row[kind])
-            n_pairs += len(rec.get("pairs", ()))
-        with Journal(out) as journal:
-            for _, rec in sorted(records.values(), key=lambda sr: sr[1]["id"]):
-                journal.append(rec)
-        atomic_write_bytes(out / STATE_DIR / "options.json",
-                           (json.dumps(options, indent=2, sort_keys=True) + "\n").encode())
-        info = {k: v for k, v in infos[0].items() if k != "counts"}
-        info["options"] = dict(info.get("options", {}), shard=[0, 1])
-        info["command"] = command or "occlusion_synth.generate.merge()"
-        info["merged_from"] = [{"path": str(s), "command": i.get("command"),
-                                "shard": i.get("options", {}).get("shard")} for s, i in zip(shards, infos)]
-        counts = finalize(out, info, [rec for _, rec in records.values()])
-    return counts, n_pairs
