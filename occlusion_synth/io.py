@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -131,20 +130,19 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
 
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # opening reads only the header; the size is checked below
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
     except UnidentifiedImageError:
         raise ImageReadError(f"{name}: not an image file (unrecognised format)") from None
-    except Image.DecompressionBombError:
-        w = h = -1
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{name}: cannot decode image ({exc})") from None
-    if w < 0 or w * h > max_pixels:
-        size = "over the decoder's limit" if w < 0 else f"{w}x{h} = {w * h} pixels"
-        raise ImageReadError(f"{name}: image too large: {size} (limit max_pixels = {max_pixels})")
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if w * h > max_pixels:
+        raise ImageReadError(f"{name}: image too large: {w}x{h} = {w * h} pixels (limit max_pixels = {max_pixels})")
     return w, h
 
 

@@ -29,7 +29,7 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # options that change the bytes written; a resumed run and merged shards must agree on them
 OUTPUT_OPTIONS = ("src", "root", "reader_options", "landmark_options", "templates", "categories", "per_image",
                   "landmarks", "region", "coverage_range", "size", "crop", "crop_margin", "faces", "val_fraction",
-                  "seed", "format", "min_side", "max_side", "max_pixels", "max_file_size")
+                  "seed", "format", "min_side", "max_side", "max_pixels")
 
 
 class ConfigError(OcclusionSynthError, ValueError):
