@@ -254,3 +254,18 @@ def test_workers_exit_when_the_main_process_dies(crops, tmp_path):
                  and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2:3]]
         time.sleep(0.1)
     assert not alive, f"worker processes {alive} outlived the main process"
+
+
+def test_row_store_sorts_like_python_and_last_record_wins(tmp_path):
+    from occlusion_synth.pairs.journal import collect
+    from occlusion_synth.pairs.store import RowStore
+
+    ids = ["b", "a", "é", "a_k1", "Z", "ä", "a\u4e2d"]
+    recs = [{"id": i, "pairs": [], "skipped": [{"id": i, "source": "s", "reason": f"r {i}"}]} for i in ids]
+    recs.append({"id": "b", "pairs": [], "skipped": [{"id": "b", "source": "s", "reason": "replaced"}]})
+    with RowStore(tmp_path / "rows.sqlite") as store:
+        collect(recs, store)
+        lines = list(store.lines("skip"))
+        assert [line.split(",")[0] for line in lines] == sorted(ids)
+        assert "replaced" in lines[sorted(ids).index("b")] and store.total("skip") == len(ids)
+    assert not (tmp_path / "rows.sqlite").exists()  # scratch files are removed

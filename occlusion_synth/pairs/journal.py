@@ -25,13 +25,13 @@ import io
 import json
 import os
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..io import atomic_write_bytes
 from .layout import JOURNAL_NAME, KINDS, STATE_DIR
+from .store import IdState, RowStore
 
 MANIFEST_COLUMNS = ("id", "split", "label", "label_name", "clean", "occluded", "mask", "category",
                     "template", "occluded_fraction", "landmark_source", "seed", "faces_occluded")
@@ -95,25 +95,21 @@ class Journal:
                 if isinstance(rec, dict) and "id" in rec:
                     yield rec
 
-    def completed(self, check_files: bool = True) -> tuple[set[str], set[str]]:
-        """State of the samples in the journal, from each id's last record.
-
-        Returns:
-            ``(done, reader_skipped)``: ids whose work is complete (pairs with all their files
-            on disk, or a skip decided while processing), and ids the reader itself skipped
-            (a later run still processes such an id if the reader now yields it as a sample).
+    def completed(self, state: "IdState", check_files: bool = True) -> None:
+        """Fill ``state`` with each journal key's state from its last record: ``done`` (pairs
+        with all their files on disk, or a skip decided while processing), ``reader`` (the
+        reader skipped it: a later run still processes the id if the reader now yields it as a
+        sample) or ``redo``. ``state`` is on disk, so memory does not grow with the journal.
         """
-        state: dict[str, str] = {}
         for rec in self.records():
             if rec.get("reader"):
-                state[rec["id"]] = "reader"
+                state.set(rec["id"], "reader")
                 continue
             ok = not rec.get("retry", False)
             if ok and check_files:
                 ok = all((self.out / row[k]).is_file()
                          for row in rec.get("pairs", ()) for k in KINDS)
-            state[rec["id"]] = "done" if ok else "redo"
-        return ({i for i, v in state.items() if v == "done"}, {i for i, v in state.items() if v == "reader"})
+            state.set(rec["id"], "done" if ok else "redo")
 
     def open(self) -> "Journal":
         """Open for appending, first cutting a partial last line left by a killed run."""
@@ -124,8 +120,15 @@ class Journal:
                 if data_end:
                     fh.seek(data_end - 1)
                     if fh.read(1) != b"\n":
-                        fh.seek(0)
-                        keep = fh.read().rfind(b"\n") + 1
+                        keep, pos = 0, data_end
+                        while pos > 0:  # search backwards in blocks (the journal can be large)
+                            start = max(0, pos - 65536)
+                            fh.seek(start)
+                            cut = fh.read(pos - start).rfind(b"\n")
+                            if cut >= 0:
+                                keep = start + cut + 1
+                                break
+                            pos = start
                         fh.truncate(keep)
         self._fh = open(self.path, "ab")
         return self
@@ -155,38 +158,27 @@ def _csv_line(values: Iterable) -> str:
     return buf.getvalue()
 
 
-class _Rows:
-    """Compact index rows: the CSV line plus the few fields the counts need (memory ~ the CSV size)."""
+def _rows(rec: dict) -> Iterator[tuple]:
+    """A journal record's index rows for :class:`RowStore`: ``(kind, sort, line, a, b, c, d)``."""
+    for r in rec.get("pairs", ()):
+        sort = f"{SPLIT_ORDER.get(r['split'], 9)}\x00{r['split']}\x00{r['id']}"
+        line = _csv_line(r.get(c, 1 if c == "faces_occluded" else "") for c in MANIFEST_COLUMNS)
+        yield "pair", sort, line, r["split"], r["label_name"], r["category"], r["clean"]
+    for r in rec.get("skipped", ()):
+        sort = f"{r['id']}\x00{r['source']}\x00{r['reason']}"
+        yield "skip", sort, _csv_line(r[c] for c in SKIPPED_COLUMNS), reason_kind(r["reason"]), "", "", ""
+    if rec.get("faces"):
+        line = json.dumps({"id": rec["id"], "source": rec.get("source", ""),
+                           "landmark_source": rec.get("landmark_source", ""), "faces": rec["faces"]},
+                          sort_keys=True, ensure_ascii=False) + "\n"
+        yield "faces", rec["id"], line, "", "", "", ""
 
-    __slots__ = ("pairs", "skipped", "faces")
 
-    def __init__(self, rec: dict):
-        self.pairs = [((SPLIT_ORDER.get(r["split"], 9), r["split"], r["id"]),
-                       _csv_line(r.get(c, 1 if c == "faces_occluded" else "") for c in MANIFEST_COLUMNS),
-                       r["split"], r["label_name"],
-                       r["category"], r["clean"]) for r in rec.get("pairs", ())]
-        self.skipped = [((r["id"], r["source"], r["reason"]), _csv_line(r[c] for c in SKIPPED_COLUMNS),
-                         r["reason"]) for r in rec.get("skipped", ())]
-        self.faces = None if not rec.get("faces") else json.dumps(
-            {"id": rec["id"], "source": rec.get("source", ""), "landmark_source": rec.get("landmark_source", ""),
-             "faces": rec["faces"]}, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def collect(records: Iterable[dict]) -> tuple[list[tuple], list[tuple], list[str]]:
-    """Deduplicate journal records (last line per key wins) into sorted index rows.
-
-    Returns:
-        ``(pairs, skipped, landmarks)``: pairs are ``(sort key, CSV line, split, label_name,
-        category, clean)``, skipped rows ``(sort key, CSV line, reason)``, both sorted (pairs by
-        split, then id); landmarks are landmarks.jsonl lines sorted by id.
-    """
-    latest: dict[str, _Rows] = {}
+def collect(records: Iterable[dict], store: RowStore) -> RowStore:
+    """Put journal records into ``store`` (last record per key wins); read back sorted from it."""
     for rec in records:
-        latest[rec["id"]] = _Rows(rec)
-    pairs = sorted((p for rows in latest.values() for p in rows.pairs), key=lambda p: p[0])
-    skipped = sorted((s for rows in latest.values() for s in rows.skipped), key=lambda s: s[0])
-    faces = [latest[k].faces for k in sorted(latest) if latest[k].faces]
-    return pairs, skipped, faces
+        store.put(rec["id"], _rows(rec))
+    return store
 
 
 def write_csv(path: Path, columns: tuple, rows: list[dict]) -> None:
@@ -204,25 +196,25 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def count(pairs: list[tuple], skipped: list[tuple]) -> dict:
+def count(store: RowStore) -> dict:
     """Counts for dataset.json: per split, class, split x class, category, skip reason."""
-    per_split_class: dict[str, Counter] = {}
-    for p in pairs:
-        per_split_class.setdefault(p[2], Counter())[p[3]] += 1
     return {
-        "pairs": len(pairs),
-        "clean_images": len({p[5] for p in pairs}),
-        "skipped": len(skipped),
-        "per_split": dict(sorted(Counter(p[2] for p in pairs).items())),
-        "per_class": dict(sorted(Counter(p[3] for p in pairs).items())),
-        "per_split_class": {s: dict(sorted(c.items())) for s, c in sorted(per_split_class.items())},
-        "per_category": dict(sorted(Counter(p[4] for p in pairs).items())),
-        "skipped_by_reason": dict(sorted(Counter(reason_kind(s[2]) for s in skipped).items())),
+        "pairs": store.total("pair"),
+        "clean_images": store.total("pair", distinct="d"),
+        "skipped": store.total("skip"),
+        "per_split": store.counts("pair", "a"),
+        "per_class": store.counts("pair", "b"),
+        "per_split_class": store.counts2("pair", "a", "b"),
+        "per_category": store.counts("pair", "c"),
+        "skipped_by_reason": store.counts("skip", "a"),
     }
 
 
 def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict]] = None) -> dict:
     """Rebuild manifest.csv, skipped.csv, landmarks.jsonl and dataset.json in ``out`` from its journal.
+
+    Rows go through an on-disk :class:`RowStore` and are written streaming, sorted, so memory
+    does not grow with the dataset.
 
     Args:
         out: the output folder.
@@ -234,17 +226,42 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
         The counts dict written into dataset.json.
     """
     out = Path(out)
-    pairs, skipped, faces = collect(Journal(out).records() if records is None else records)
-    _write_lines(out / "manifest.csv", MANIFEST_COLUMNS, (p[1] for p in pairs))
-    _write_lines(out / "skipped.csv", SKIPPED_COLUMNS, (s[1] for s in skipped))
-    atomic_write_bytes(out / LANDMARKS_NAME, "".join(faces).encode("utf-8"))
-    counts = count(pairs, skipped)
+    with RowStore(out / STATE_DIR / "rows.sqlite") as store:
+        collect(Journal(out).records() if records is None else records, store)
+        atomic_write_lines(out / "manifest.csv", [_csv_line(MANIFEST_COLUMNS)], store.lines("pair"))
+        atomic_write_lines(out / "skipped.csv", [_csv_line(SKIPPED_COLUMNS)], store.lines("skip"))
+        atomic_write_lines(out / LANDMARKS_NAME, [], store.lines("faces"))
+        counts = count(store)
     doc = dict(info, counts=counts)
     atomic_write_bytes(out / "dataset.json",
                        (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
     return counts
 
 
+def atomic_write_lines(path: Path, head: Iterable[str], lines: Iterable[str]) -> None:
+    """Write text lines (UTF-8) through a temporary file and ``os.replace``, streaming."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.writelines(head)
+            fh.writelines(lines)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_landmark_cache(out: os.PathLike | str) -> dict[str, tuple]:

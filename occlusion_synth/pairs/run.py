@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,6 +19,7 @@ from .executor import Executor, LocalExecutor
 from .journal import Journal, Summary, dataset_info, finalize, read_landmark_cache, reason_kind, template_info
 from .layout import OPTIONS_NAME, STATE_DIR, OutputLock, os_error_message, prepare_out, remove_outputs, remove_stale_temp
 from .plan import ReaderSkip, plan_tasks
+from .store import IdState
 from .sample import Occluder, WorkerSpec
 
 
@@ -111,7 +113,7 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
     stats: dict = {}
     skips: Counter = Counter()
     executor = executor or LocalExecutor(cfg.workers, cfg.chunksize)
-    with OutputLock(out):
+    with OutputLock(out), ExitStack() as stack:
         if cfg.overwrite:
             remove_outputs(out)
         try:
@@ -125,29 +127,31 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         cache = read_landmark_cache(cfg.landmark_cache) if cfg.landmarks == "cached" else None
         remove_stale_temp(out)
         journal = Journal(out)
-        done, reader_skipped = journal.completed()
-        seen: set = set()
+        # on disk: the main process never holds every finished id in memory
+        state = stack.enter_context(IdState(out / STATE_DIR / "state.sqlite"))
+        seen = stack.enter_context(IdState(out / STATE_DIR / "seen.sqlite"))
+        journal.completed(state)
 
-        def seen_before(sid: str) -> bool:
-            if sid in seen:
-                return True
-            seen.add(sid)
-            return False
+        def is_done(key: str) -> bool:
+            return state.has(key, "done")
+
+        def is_reader_skipped(key: str) -> bool:
+            return state.has(key, "reader")
 
         bar = tqdm(unit="pair", desc="generate", disable=not cfg.progress, dynamic_ncols=True,
                    total=None if cfg.limit is None else cfg.limit * cfg.per_image)
         spec = WorkerSpec(cfg, occluder_factory, library)
         with journal, bar:
-            items = plan_tasks(stream, cfg, done.__contains__, reader_skipped.__contains__, seen_before,
+            items = plan_tasks(stream, cfg, is_done, is_reader_skipped, seen.add_new,
                                None if cache is None else cache.get, stats)
 
             def tasks():
                 for item in items:
                     if isinstance(item, ReaderSkip):
-                        if item.journal_id not in reader_skipped:
+                        if not is_reader_skipped(item.journal_id):
                             journal.append({"id": item.journal_id, "pairs": [], "reader": True, "skipped": [
                                 {"id": item.id, "source": item.source, "reason": item.reason}]})
-                            reader_skipped.add(item.journal_id)
+                            state.set(item.journal_id, "reader")
                             skips[reason_kind(item.reason)] += 1
                         continue
                     yield item
