@@ -269,3 +269,32 @@ def test_row_store_sorts_like_python_and_last_record_wins(tmp_path):
         assert [line.split(",")[0] for line in lines] == sorted(ids)
         assert "replaced" in lines[sorted(ids).index("b")] and store.total("skip") == len(ids)
     assert not (tmp_path / "rows.sqlite").exists()  # scratch files are removed
+
+
+def test_decompression_bomb_template_is_a_one_line_error(crops, tmp_path):
+    tpl = tmp_path / "tpl" / "mask"
+    tpl.mkdir(parents=True)
+    png_header_only(tpl / "big.png", 60000, 60000)
+    root = write_rafdb(tmp_path / "raf", crops, 2)
+    for argv in (["generate", "--src", "rafdb", "--root", str(root), "--out", str(tmp_path / "o"),
+                  "--landmarks", "aligned", "--no-progress"],
+                 ["preview", "--src", str(root / "Image"), "-o", str(tmp_path / "p.png")]):
+        res = CliRunner().invoke(cli, argv + ["--templates", str(tmp_path / "tpl")])
+        assert res.exit_code == 2, res.output
+        assert "too large" in res.output and "Traceback" not in res.output
+
+
+def test_preview_and_landmarks_report_bad_files_and_go_on(crops, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_image(src / "good.png", cv2.resize(crops[0], (160, 160)))
+    (src / "broken.jpg").write_bytes(b"nope")
+    os.mkfifo(src / "fifo.png")
+    res = CliRunner().invoke(cli, ["preview", "--src", str(src), "-o", str(tmp_path / "p.png"), "-n", "2",
+                                   "--backend", "aligned", "--categories", "block", "--size", "64"])
+    assert res.exit_code == 0, res.output
+    assert "2 image(s) skipped" in res.output and (tmp_path / "p.png").is_file()
+    assert "broken.jpg" in res.output and "not a regular file (a FIFO)" in res.output
+    res = CliRunner().invoke(cli, ["landmarks", str(src), "--backend", "aligned"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "good.png: face 0" in res.output and "2 of 3 image(s) failed" in res.output

@@ -51,8 +51,14 @@ def preview(templates, src, num, out, categories, region, coverage, seed, size, 
     from ..preview import list_images, make_preview
     from ..transforms import DEFAULT_COVERAGE, Occlude
 
-    occ = Occlude(templates=templates, categories=categories, region=region,
-                  coverage=coverage or DEFAULT_COVERAGE, shadow=shadow)
+    from PIL import Image
+
+    try:
+        occ = Occlude(templates=templates, categories=categories, region=region,
+                      coverage=coverage or DEFAULT_COVERAGE, shadow=shadow)
+    except Image.DecompressionBombError as exc:
+        raise click.BadParameter(f"a template image is too large to decode ({exc})",
+                                 param_hint="--templates") from None
     problems: list[str] = []
 
     def report(message: str) -> None:

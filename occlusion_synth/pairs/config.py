@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import warnings
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
@@ -250,7 +249,3 @@ def templates_digest(templates: Optional[str]) -> str:
         h.update(p.read_bytes())
     return h.hexdigest()
 
-
-def is_finite_number(value: Any) -> bool:
-    """True for an int/float that is finite (helper for option checks)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -67,9 +67,15 @@ def _load_library(cfg: PairsConfig):
     """The run's template library (None when only blocks are drawn); fails early on bad templates."""
     if all(c == "block" for c in cfg.categories):
         return None
+    from PIL import Image
+
     from ..templates import load_templates
 
-    return load_templates(cfg.templates)
+    try:
+        return load_templates(cfg.templates)
+    except Image.DecompressionBombError as exc:  # a hostile template PNG: a user error, not a crash
+        raise OcclusionSynthError(f"templates: {cfg.templates or 'the shipped library'} holds an image too "
+                                  f"large to decode ({exc})") from None
 
 
 def generate_pairs(config: PairsConfig, *, command: Optional[str] = None,
