@@ -105,14 +105,16 @@ def test_cached_landmarks_are_reused_by_a_later_run(two_faces, photos, tmp_path)
     root = tmp_path / "src" / "happy"
     write_image(root / "pair.png", two_faces)
     write_image(root / "solo.jpg", cv2.resize(read_image(photos["astronaut.png"]), (256, 256)))
-    kw = dict(src="folder", root=str(tmp_path / "src"), categories=("block",), faces="all")
+    # max_side below the pair image's width: landmarks are saved in source pixels and scaled back
+    kw = dict(src="folder", root=str(tmp_path / "src"), categories=("block",), faces="all", max_side=250)
+    assert two_faces.shape[1] > 250
     first = _run(tmp_path / "first", landmarks="dlib", **kw)
     second = _run(tmp_path / "second", landmarks="cached", landmark_cache=str(first), seed=7, **kw)
     rows = read_csv(second / "manifest.csv")
     assert {r["landmark_source"] for r in rows} == {"cached"} and len(rows) == 2
     a = [json.loads(line) for line in (first / "landmarks.jsonl").read_text().splitlines()]
     b = [json.loads(line) for line in (second / "landmarks.jsonl").read_text().splitlines()]
-    assert [x["faces"] for x in a] == [x["faces"] for x in b]
+    assert [x["faces"] for x in a] == [x["faces"] for x in b] and len(a[0]["faces"]) == 2
     # same clean images, other occluders (another seed)
     for r1, r2 in zip(read_csv(first / "manifest.csv"), rows):
         assert (first / r1["clean"]).read_bytes() == (second / r2["clean"]).read_bytes()

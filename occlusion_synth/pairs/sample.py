@@ -158,12 +158,14 @@ class SampleWorker:
             raise ImageReadError(task.load)
         return task.load(), None
 
-    def _faces(self, task: Task, image: np.ndarray, provided: Optional[np.ndarray]) -> tuple[list, str]:
+    def _faces(self, task: Task, image: np.ndarray, provided: Optional[np.ndarray],
+               scale: float = 1.0) -> tuple[list, str]:
         from ..landmarks import detect
 
         cfg = self.cfg
-        if task.cached_faces is not None:
-            return [np.asarray(f, np.float32) for f in task.cached_faces], "cached"
+        if task.cached_faces is not None:  # saved in source pixels; the image may be downscaled
+            return [((np.asarray(f, np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+                    for f in task.cached_faces], "cached"
         every = cfg.faces == "all"
         if cfg.landmarks == "provided" or (cfg.landmarks in ("auto", "cached") and provided is not None):
             if provided is None:
@@ -224,7 +226,7 @@ class SampleWorker:
             provided = (np.asarray(provided, np.float32) + 0.5) * scale - 0.5
         t1 = time.perf_counter()
         try:
-            faces, backend = self._faces(task, image, provided)
+            faces, backend = self._faces(task, image, provided, scale)
         except NoFaceError as exc:
             return skip(f"no face: {exc}".replace(f"{task.source}: ", ""))
         except (DatasetFormatError, ValueError) as exc:
