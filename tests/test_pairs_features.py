@@ -152,3 +152,12 @@ def test_another_executor_gives_the_same_bytes(photos, tmp_path):
                 if p.is_file() and ".occsynth" not in p.parts and p.name != "dataset.json"}
 
     assert tree(tmp_path / "other") == tree(local)
+
+
+def test_faces_all_with_crop_and_size(two_faces, tmp_path):
+    root = tmp_path / "src" / "happy"
+    write_image(root / "pair.png", two_faces)
+    out = _run(tmp_path / "o", src="folder", root=str(tmp_path / "src"), landmarks="dlib", categories=("block",),
+               crop="face", crop_margin=1.5, size=96, faces="all")
+    row = read_csv(out / "manifest.csv")[0]
+    assert read_image(out / row["clean"]).shape == (96, 96, 3) and row["faces_occluded"] in ("1", "2")

@@ -245,18 +245,13 @@ class SampleWorker:
         # every face in frame coordinates (the crop/resize moved the first one already)
         lms = [framed.landmarks]
         if cfg.faces == "all" and len(faces) > 1:
-            from ..functional.crop import resize_image
-
-            h0, w0 = image.shape[:2]
+            h0, w0 = (framed.box.side,) * 2 if framed.box is not None else image.shape[:2]
+            sx, sy = clean.shape[1] / w0, clean.shape[0] / h0
             for f in faces[1:]:
                 f = np.asarray(f, np.float64)
                 if framed.box is not None:
                     f = f - (framed.box.left, framed.box.top)
-                    ref = (framed.box.side, framed.box.side)
-                else:
-                    ref = (h0, w0)
-                _, moved = resize_image(np.empty(ref + (0,), np.uint8), f, cfg.size)
-                lms.append(moved.astype(np.float32))
+                lms.append(((f + 0.5) * (sx, sy) - 0.5).astype(np.float32))
         t3 = time.perf_counter()
         timing.update(decode=(t1 - t0) + (t3 - t2), landmarks=t2 - t1, placement=0.0, composite=0.0)
         made = []
