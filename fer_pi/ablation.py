@@ -65,13 +65,11 @@ def generate_pairs(**options: Any) -> Path:
 
     ``options`` are the generation config's fields (``src``, ``root``, ``out``, ``seed``,
     ``landmarks`` ...). An existing complete output is resumed (nothing regenerated).
-    With ``occlusion_synth.pairs`` the two lines below become
-    ``from occlusion_synth.pairs import PairsConfig, generate_pairs`` and
-    ``generate_pairs(PairsConfig(**options), command=...)`` (same option names).
     """
-    from occlusion_synth.generate import GenerateConfig, generate
+    from occlusion_synth.pairs import PairsConfig
+    from occlusion_synth.pairs import generate_pairs as run_generation
 
-    generate(GenerateConfig(**options), command="fer-pi ablate (demo pairs)")
+    run_generation(PairsConfig(**options), command="fer-pi ablate (demo pairs)")
     return Path(options["out"]) / "manifest.csv"
 
 

@@ -87,10 +87,10 @@ class PredictResult:
 
 
 def image_extensions() -> frozenset[str]:
-    """The file extensions a folder's images are found by (those of ``occsynth preview``)."""
-    from occlusion_synth.preview import IMAGE_SUFFIXES
+    """The file extensions a folder's images are found by (the readers' and ``occsynth preview``'s)."""
+    from occlusion_synth.io import IMAGE_EXTENSIONS
 
-    return frozenset(IMAGE_SUFFIXES)
+    return IMAGE_EXTENSIONS
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Failure], list[Failure]]:

@@ -6,7 +6,18 @@ stays fast and never imports dlib, MediaPipe or torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers and IDEs see the real types; at run time they load lazily
+    from .errors import (DatasetFormatError, ImageReadError, LandmarkBackendError, NoFaceError,
+                         OcclusionSynthError, PlacementError, TemplateError)
+    from .io import read_image, write_image
+    from .landmarks import detect, get_backend
+    from .pairs import PairsConfig, Summary, generate_pairs, merge_pairs
+    from .sources import get_reader
+    from .templates import TemplateLibrary, load_templates
+    from .transforms import BlockOcclude, Occlude, OcclusionParams
+    from .types import Face, Sample, Skipped
 
 __version__ = "0.1.0"
 
@@ -30,11 +41,15 @@ _LAZY = {
     "TemplateLibrary": "occlusion_synth.templates",
     "Occlude": "occlusion_synth.transforms",
     "BlockOcclude": "occlusion_synth.transforms",
+    "OcclusionParams": "occlusion_synth.transforms",
+    "PairsConfig": "occlusion_synth.pairs",
+    "Summary": "occlusion_synth.pairs",
+    "generate_pairs": "occlusion_synth.pairs",
+    "merge_pairs": "occlusion_synth.pairs",
     "get_reader": "occlusion_synth.sources",
 }
 
-# Batch generation lives in ``occlusion_synth.generate`` (GenerateConfig, generate, merge); it is
-# not re-exported here because the function ``generate`` would clash with the submodule's name.
+# Batch generation: ``generate_pairs(PairsConfig(...))`` and ``merge_pairs`` (occlusion_synth.pairs).
 __all__ = sorted(_LAZY) + ["__version__"]
 
 

@@ -9,17 +9,22 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
 from .errors import ImageReadError
 
+#: File suffixes (lower case) treated as images by readers, preview, landmarks and predict.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
+
 PathLike = Union[str, os.PathLike]
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode encoded image bytes to ``(H, W, 3) uint8 RGB``.
+
+    ``max_pixels``: refuse larger images (default: Pillow's own decompression-bomb limit).
 
     Raises:
         ImageReadError: empty, truncated or non-image data (the message names ``name``).
@@ -30,6 +35,9 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+                raise ImageReadError(f"{name}: image too large: {im.size[0]}x{im.size[1]} = "
+                                     f"{im.size[0] * im.size[1]} pixels (limit max_pixels = {max_pixels})")
             im.load()
             im = ImageOps.exif_transpose(im)
             return to_rgb_array(im, name)
@@ -37,8 +45,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageReadError(f"{name}: not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{name}: cannot decode image ({exc})") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name}: image too large ({exc})") from None
+    except Image.DecompressionBombError:
+        raise ImageReadError(f"{name}: image too large: over the decoder's pixel limit") from None
 
 
 def to_rgb_array(im, name: str = "<image>") -> np.ndarray:
@@ -66,22 +74,96 @@ def to_rgb_array(im, name: str = "<image>") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """Read an image file as ``(H, W, 3) uint8 RGB``.
+DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024  # bytes; larger files are refused before reading
+DEFAULT_MAX_PIXELS = 40_000_000  # width x height from the header; larger images are refused before decoding
+
+
+def read_file_bytes(path: PathLike, max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
+    """Read a *regular* file of at most ``max_file_size`` bytes.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so a FIFO
+    never blocks, a device (``/dev/zero``, also behind a symlink) or a directory is never read,
+    and a huge (or sparse) file is refused before any byte is read.
 
     Raises:
-        ImageReadError: the file is missing, unreadable, empty, truncated or not an image.
+        ImageReadError: missing, unreadable, not a regular file, or over the size limit.
     """
+    import stat
+
     p = Path(path)
     try:
-        data = p.read_bytes()
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ImageReadError(f"{p}: file not found") from None
     except IsADirectoryError:
-        raise ImageReadError(f"{p}: is a directory, not an image file") from None
+        raise ImageReadError(f"{p}: not a regular file (a directory)") from None
     except OSError as exc:
         raise ImageReadError(f"{p}: cannot read file ({exc.strerror or exc})") from None
-    return decode_image(data, str(p))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a plain file")
+            raise ImageReadError(f"{p}: not a regular file ({kind})")
+        if st.st_size > max_file_size:
+            raise ImageReadError(f"{p}: file too large: {st.st_size} bytes (limit max_file_size = "
+                                 f"{max_file_size} bytes)")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            data = fh.read(max_file_size + 1)
+    except OSError as exc:
+        raise ImageReadError(f"{p}: cannot read file ({exc.strerror or exc})") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > max_file_size:  # grew while reading
+        raise ImageReadError(f"{p}: file too large: over {max_file_size} bytes (limit max_file_size)")
+    return data
+
+
+def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Read only the image header: ``(width, height)``; refuse images over ``max_pixels``.
+
+    Raises:
+        ImageReadError: empty, not an image, or ``width * height > max_pixels`` (a decompression bomb).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)")
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # opening reads only the header; the size is checked below
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not an image file (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{name}: cannot decode image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if w * h > max_pixels:
+        raise ImageReadError(f"{name}: image too large: {w}x{h} = {w * h} pixels (limit max_pixels = {max_pixels})")
+    return w, h
+
+
+def read_image(path: PathLike, max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as ``(H, W, 3) uint8 RGB``, checking it before decoding.
+
+    Only regular files are opened (:func:`read_file_bytes`); the header is read first and images
+    over ``max_pixels`` are refused (:func:`check_header`).
+
+    Raises:
+        ImageReadError: the file is missing, not a regular file, too large, unreadable, empty,
+            truncated or not an image.
+    """
+    p = Path(path)
+    data = read_file_bytes(p, max_file_size)
+    check_header(data, str(p), max_pixels)
+    return decode_image(data, str(p), max_pixels)
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95, png_compression: int = 1) -> bytes:

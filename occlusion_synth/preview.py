@@ -7,39 +7,29 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from .errors import NoFaceError, OcclusionSynthError, PlacementError
-from .placement import face_geometry
+from .io import IMAGE_EXTENSIONS
 
 GAP = 4
 LABEL_FRACTION = 0.16  # label strip height / tile size
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.3):
-    """Square crop around the face region (plus ``margin`` of its size each side), resized.
+def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.25):
+    """Square face crop resized to ``size``: the same crop as ``generate --crop face``
+    (:func:`occlusion_synth.functional.crop.face_crop`).
 
     Returns:
         ``(crop (size, size, 3) uint8, landmarks (68, 2) float64 in crop pixels)``.
     """
-    x0, y0, x1, y1 = face_geometry(landmarks)["box"]
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    bx0, by0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    iside = max(1, int(round(side)))
-    h, w = image.shape[:2]
-    pad = max(0, -bx0, -by0, bx0 + iside - w, by0 + iside - h)
-    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
-    region = src[by0 + pad:by0 + pad + iside, bx0 + pad:bx0 + pad + iside]
-    interp = cv2.INTER_AREA if iside > size else cv2.INTER_LINEAR
-    crop = cv2.resize(region, (size, size), interpolation=interp)
-    s = size / iside
-    lm = (np.asarray(landmarks, np.float64) - (bx0, by0) + 0.5) * s - 0.5
-    return np.ascontiguousarray(crop), lm
+    from .functional.crop import face_crop
+
+    res = face_crop(image, landmarks, margin, size)
+    return res.image, res.landmarks.astype(np.float64)
 
 
 def sheet_size(n: int, tile: int, columns: int = 8) -> tuple[int, int]:
@@ -90,18 +80,20 @@ def contact_sheet(items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]
 
 
 def list_images(src: Path) -> list[Path]:
-    """One image, or the images in a folder (recursively, sorted)."""
+    """One image, or the images in a folder (recursively, sorted; anything named like an image,
+    so that a FIFO or folder named ``x.jpg`` is reported by the reader instead of skipped silently)."""
     src = Path(src)
-    if src.is_file():
+    if not src.is_dir():
         return [src]
-    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise OcclusionSynthError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise OcclusionSynthError(f"{src}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found")
     return files
 
 
 def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed: int = 0,
-                 backend: str = "auto", columns: int = 8, max_sources: int = 64) -> np.ndarray:
+                 backend: str = "auto", columns: int = 8, max_sources: int = 64, faces: str = "largest",
+                 on_error: Optional[Callable[[str], None]] = None) -> np.ndarray:
     """Occlude ``n`` face crops (cycling over ``sources``) and lay them out as a contact sheet.
 
     Args:
@@ -111,6 +103,9 @@ def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed:
         size: face crop size in pixels (tile size).
         seed: sample ``i`` uses ``numpy.random.default_rng([seed, i])``.
         backend: landmark backend for the sources.
+        faces: ``largest`` = one crop per source; ``all`` = one crop per detected face.
+        on_error: called with a one-line message for each source that cannot be used (unreadable,
+            not a regular file, no face); the others go on. None = ignore them silently.
 
     Raises:
         NoFaceError: no source had a face.
@@ -118,20 +113,24 @@ def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed:
     from .io import read_image
     from .landmarks import detect
 
-    faces = []
+    report = on_error or (lambda message: None)
+    crops = []
     for src in list(sources)[:max_sources]:
-        image = read_image(src) if not isinstance(src, np.ndarray) else src
         name = str(src) if not isinstance(src, np.ndarray) else "<array>"
         try:
-            face = detect(image, backend=backend, name=name)[0]
-        except NoFaceError:
+            image = read_image(src) if not isinstance(src, np.ndarray) else src
+            if int(image.max()) - int(image.min()) < 8:
+                raise NoFaceError(f"{name}: no face (uniform image)")
+            found = detect(image, backend=backend, name=name, all_faces=faces == "all")
+        except OcclusionSynthError as exc:
+            report(str(exc))
             continue
-        faces.append(crop_face(image, face.landmarks, size))
-    if not faces:
+        crops += [crop_face(image, face.landmarks, size) for face in found]
+    if not crops:
         raise NoFaceError(f"no face found in any of the preview sources (backend {backend!r})")
     items = []
     for i in range(n):
-        crop, lm = faces[i % len(faces)]
+        crop, lm = crops[i % len(crops)]
         try:
             res = occlude(crop, lm, np.random.default_rng([seed, i]))
             p = res["params"]

@@ -37,7 +37,8 @@ class Sample:
     Attributes:
         id: unique, filesystem-safe stem used for every output file of this sample.
         split: ``train``, ``val`` or ``test``.
-        label: canonical label (see :mod:`occlusion_synth.labels`).
+        label: canonical label (see :mod:`occlusion_synth.labels`); None for unlabelled photos
+            (the ``folder`` reader on a flat folder).
         source: where it came from, for messages (a path, or ``file.csv:row``).
         load: returns the image as ``(H, W, 3) uint8 RGB``; raises ``ImageReadError``.
         landmarks: optional ``(68, 2) float32`` landmarks the dataset provides.
@@ -46,7 +47,7 @@ class Sample:
 
     id: str
     split: str
-    label: int
+    label: Optional[int]
     source: str
     load: Callable[[], np.ndarray]
     landmarks: Optional[np.ndarray] = None

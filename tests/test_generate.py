@@ -20,9 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 from occlusion_synth.cli import cli
-from occlusion_synth.generate import GenerateConfig, generate, merge, pair_seed, shard_of
 from occlusion_synth.io import read_image, write_image
-from occlusion_synth.manifest import MANIFEST_COLUMNS, Journal, read_csv
+from occlusion_synth.pairs import MANIFEST_COLUMNS, Journal, PairsConfig, pair_seed, read_csv, shard_of
+from occlusion_synth.pairs import generate_pairs as generate
+from occlusion_synth.pairs import merge_pairs as merge
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_PHOTOS = ("astronaut.png", "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
@@ -30,16 +31,15 @@ FACE_PHOTOS = ("astronaut.png", "obama.jpg", "obama2.jpg", "obama3.jpg", "biden.
 
 def face_crops(photos: dict, size: int) -> list[np.ndarray]:
     """Aligned-style square crops of the real photos' faces (dlib landmarks), ``size`` px."""
+    from occlusion_synth.functional import face_crop
     from occlusion_synth.landmarks import detect
-    from occlusion_synth.writer import frame
 
     crops = []
     for name in FACE_PHOTOS:
         img = read_image(photos[name])
         s = 320 / max(img.shape[:2])  # detection on a small copy is much faster
         small = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        crop, _ = frame(small, detect(small, "dlib")[0].landmarks, "face", 0.2, size)
-        crops.append(crop)
+        crops.append(face_crop(small, detect(small, "dlib")[0].landmarks, 0.2, size).image)
     return crops
 
 
@@ -89,10 +89,10 @@ def _use_private_templates(templates):
     TEMPLATES[:] = [templates]
 
 
-def config(root, out, **kw) -> GenerateConfig:
+def config(root, out, **kw) -> PairsConfig:
     kw.setdefault("landmarks", "aligned")
     kw.setdefault("templates", TEMPLATES[0])
-    return GenerateConfig(src="rafdb", root=str(root), out=str(out), **kw)
+    return PairsConfig(src="rafdb", root=str(root), out=str(out), **kw)
 
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
@@ -122,11 +122,13 @@ def test_output_contract(raf, reference):
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), key=lambda i: (i.startswith("test"), i))
     for r in rows:
         clean, occluded, mask = (read_image(out / r[k]) for k in ("clean", "occluded", "mask"))
-        assert r["clean"] == f"clean/{r['split']}/{r['label_name']}/{r['id']}.png"
+        # no crop, no resize: the clean file is the source file's bytes (JPEG kept as JPEG)
+        assert r["clean"] == f"clean/{r['split']}/{r['label_name']}/{r['id']}.jpg"
+        assert r["occluded"] == f"occluded/{r['split']}/{r['label_name']}/{r['id']}.png"
         assert clean.shape == occluded.shape == mask.shape == (64, 64, 3)
-        # clean = the source image (no crop for aligned RAF-DB), occluded differs only under the mask
-        src = read_image(raf / "Image" / "aligned" / f"{r['id']}_aligned.jpg")
-        np.testing.assert_array_equal(clean, src)
+        src = raf / "Image" / "aligned" / f"{r['id']}_aligned.jpg"
+        assert (out / r["clean"]).read_bytes() == src.read_bytes()
+        assert r["faces_occluded"] == "1"
         m = mask[..., 0]
         assert set(np.unique(m)) <= {0, 255} and m.any()
         changed = (clean != occluded).any(axis=2)
@@ -195,7 +197,11 @@ def test_kill_9_then_resume_is_identical(crops, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "manifest.csv").exists(), "the run finished before the kill; nothing was tested"
-    done_before = len(Journal(out).completed()[0])
+    from occlusion_synth.pairs.store import IdState
+
+    with IdState(tmp_path / "state.sqlite") as state:
+        Journal(out).completed(state)
+        done_before = state.count("done")
     assert 3 <= done_before < 60
     result = CliRunner().invoke(cli, cmd[3:])
     assert result.exit_code == 0, result.output
@@ -204,7 +210,7 @@ def test_kill_9_then_resume_is_identical(crops, tmp_path):
     rows = read_csv(out / "manifest.csv")
     assert len(rows) == 120 and len({r["id"] for r in rows}) == 120
     assert {r["id"][-3:] for r in rows} == {"_k0", "_k1"}
-    assert all(r["clean"].endswith(r["id"][:-3] + ".png") for r in rows)  # variants share the clean file
+    assert all(r["clean"].endswith(r["id"][:-3] + ".jpg") for r in rows)  # variants share the clean file
 
 
 def test_resume_skips_done_and_guards_options(raf, reference, tmp_path):
@@ -252,7 +258,8 @@ def test_cli_generate_options_and_merge(raf, tmp_path):
     assert "generated 3 pairs" in res.output
     rows = read_csv(out / "manifest.csv")
     assert {r["split"] for r in rows} == {"test"} and {r["category"] for r in rows} <= {"mask", "block"}
-    assert all(r["clean"].endswith(".jpg") and r["mask"].endswith(".png") for r in rows)
+    assert all(r["clean"].endswith(".jpg") and r["occluded"].endswith(".jpg") and r["mask"].endswith(".png")
+               for r in rows)
     assert read_image(out / rows[0]["clean"]).shape == (48, 48, 3)
     info = json.loads((out / "dataset.json").read_text())
     assert info["options"]["categories"] == ["mask", "block"] and info["options"]["size"] == 48
@@ -304,10 +311,10 @@ def test_dead_worker_is_an_error_not_a_hang(raf, tmp_path):
 def test_workers_stream_with_bounded_in_flight_work(crops, tmp_path):
     """The pool never holds more than 2 chunks per worker: memory does not grow with the source."""
     from occlusion_synth.landmarks.schemes import canonical_landmarks
-    from occlusion_synth.writer import run_tasks
+    from occlusion_synth.pairs import LocalExecutor, Task, WorkerSpec
 
-    cfg = GenerateConfig(src="rafdb", root=str(tmp_path), out=str(tmp_path / "o"), workers=2, chunksize=3,
-                         categories=("block",), landmarks="provided").validate()
+    cfg = PairsConfig(src="rafdb", root=str(tmp_path), out=str(tmp_path / "o"), workers=2, chunksize=3,
+                      categories=("block",), landmarks="provided")
     lm = canonical_landmarks(64)
     state = {"consumed": 0, "yielded": 0, "max_in_flight": 0}
 
@@ -315,12 +322,13 @@ def test_workers_stream_with_bounded_in_flight_work(crops, tmp_path):
         for i in range(150):
             state["consumed"] += 1
             state["max_in_flight"] = max(state["max_in_flight"], state["consumed"] - state["yielded"])
-            yield (f"s{i:04d}", "train", i % 7, f"mem:{i}", crops[i % 5], lm, None, (i,))
+            yield Task(id=f"s{i:04d}", split="train", label=i % 7, source=f"mem:{i}", load=crops[i % 5],
+                       seeds=(i,), landmarks=lm)
 
     ids = []
-    for res in run_tasks(cfg, tasks()):
+    for res in LocalExecutor(2, 3).map(WorkerSpec(cfg), tasks()):
         state["yielded"] += 1
-        ids.append(res["id"])
+        ids.append(res.id)
     assert sorted(ids) == [f"s{i:04d}" for i in range(150)]
     # 2 workers x 2 chunks x 3 tasks in the pool, plus the chunk being filled
     assert state["max_in_flight"] <= 2 * 2 * 3 + 3

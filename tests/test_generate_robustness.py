@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from occlusion_synth.cli import cli
-from occlusion_synth.generate import GenerateConfig, generate
 from occlusion_synth.io import read_image, write_image
-from occlusion_synth.manifest import read_csv
+from occlusion_synth.pairs import PairsConfig
+from occlusion_synth.pairs import generate_pairs as generate
+from occlusion_synth.pairs import read_csv
 
 from test_generate import face_crops  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -71,7 +72,7 @@ def messy(tmp_path_factory, faces):
 
 def test_bad_inputs_are_skipped_with_reasons(messy, tmp_path):
     out = tmp_path / "out"
-    summary = generate(GenerateConfig(src="folder", root=str(messy), out=str(out), landmarks="dlib",
+    summary = generate(PairsConfig(src="folder", root=str(messy), out=str(out), landmarks="dlib",
                                       max_side=400, categories=("mask", "block")))
     rows = {r["id"]: r for r in read_csv(out / "manifest.csv")}
     skipped = {r["id"]: r["reason"] for r in read_csv(out / "skipped.csv")}
@@ -154,7 +155,7 @@ def test_affectnet_provided_landmarks_and_face_crop(photos, tmp_path):
         w.writerow(["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                     "facial_landmarks", "expression", "valence", "arousal"])
         w.writerows(rows)
-    summary = generate(GenerateConfig(src="affectnet", root=str(root), out=str(tmp_path / "o"), size=64,
+    summary = generate(PairsConfig(src="affectnet", root=str(root), out=str(tmp_path / "o"), size=64,
                                       splits=("train",), categories=("mask", "hand")))
     out = read_csv(tmp_path / "o" / "manifest.csv")
     assert summary.new_pairs == 2 and {r["landmark_source"] for r in out} == {"provided"}
@@ -174,7 +175,7 @@ def test_fer2013_pixel_strings_end_to_end(faces, tmp_path):
         for i, f in enumerate(faces[:3]):
             gray = cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
             w.writerow([i, " ".join(map(str, gray.ravel())), ["Training", "PublicTest", "PrivateTest"][i]])
-    generate(GenerateConfig(src="fer2013", root=str(root), out=str(tmp_path / "o"), landmarks="aligned",
+    generate(PairsConfig(src="fer2013", root=str(root), out=str(tmp_path / "o"), landmarks="aligned",
                             categories=("block",)))
     out = read_csv(tmp_path / "o" / "manifest.csv")
     assert [(r["split"], r["label_name"]) for r in out] == [("train", "anger"), ("val", "disgust"), ("test", "fear")]

@@ -76,7 +76,7 @@ def test_preview_cli_folder_source_and_bad_category(tmp_path, template_dir, phot
     res = CliRunner().invoke(cli, ["preview", "--templates", str(template_dir), "--src", str(src),
                                    "-o", str(out), "--categories", "pizza"])
     assert res.exit_code == 2 and "pizza" in res.output
-    res = CliRunner().invoke(cli, ["preview", "--src", str(src), "-o", str(out), "--coverage", "0.6", "0.2"])
+    res = CliRunner().invoke(cli, ["preview", "--src", str(src), "-o", str(out), "--coverage", "0.6-0.2"])
     assert res.exit_code == 2 and "--coverage" in res.output
 
 

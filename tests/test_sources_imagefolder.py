@@ -33,7 +33,9 @@ def test_class_names_and_aliases(tmp_path):
     assert get_reader("folder") is imagefolder
     assert sorted((s.id, s.split, s.label) for s in samples) == [
         ("train_Anger_b", "train", 6), ("train_happy_a", "train", 1), ("train_neutral_sub_c", "train", 0)]
-    assert [(s.id.startswith("train_neutral_notes"), "not an image" in s.reason) for s in skipped] == [(True, True)]
+    # nothing is silently ignored: the hidden file and the text file are listed with reasons
+    reasons = sorted((s.source.rsplit("/", 1)[1], s.reason) for s in skipped)
+    assert reasons == [(".DS_Store", "hidden file (not read)"), ("notes.txt", "not an image file (suffix '.txt')")]
     assert samples[0].load().shape == (16, 16, 3)
 
 
@@ -47,7 +49,7 @@ def test_numeric_folders_need_a_label_map(tmp_path):
     assert sorted((s.split, s.label) for s in samples) == [
         ("test", 0), ("test", 1), ("test", 6), ("train", 0), ("train", 1), ("train", 6)]
     assert not skipped
-    path = tmp_path / "map.json"
+    path = tmp_path.parent / f"{tmp_path.name}_map.json"  # outside the dataset (inside, it would be listed)
     path.write_text(json.dumps({"0": "surprise", "1": "fear"}))
     samples, skipped = _records(tmp_path, label_map=str(path), splits=["test"])
     assert sorted(s.label for s in samples) == [3, 4]

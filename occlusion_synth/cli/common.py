@@ -11,15 +11,24 @@ import importlib
 import click
 
 
-CATEGORY_CHOICES = ("food", "hand", "drink", "mask", "block")
+def __getattr__(name: str):
+    # CATEGORY_CHOICES is occlusion_synth.transforms.CATEGORIES (its one home), loaded on use so
+    # that `occsynth --help` does not import OpenCV
+    if name == "CATEGORY_CHOICES":
+        from ..transforms import CATEGORIES
+
+        return CATEGORIES
+    raise AttributeError(name)
 
 
 def parse_categories(ctx, param, value: str) -> tuple[str, ...]:
     """click callback: ``"food,mask"`` -> ``("food", "mask")``, rejecting unknown categories."""
+    from ..transforms import CATEGORIES
+
     cats = tuple(c.strip() for c in value.split(",") if c.strip())
-    bad = [c for c in cats if c not in CATEGORY_CHOICES]
+    bad = [c for c in cats if c not in CATEGORIES]
     if bad or not cats:
-        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORY_CHOICES)}")
+        raise click.BadParameter(f"unknown categories {bad}; choose from {','.join(CATEGORIES)}")
     return cats
 
 
@@ -56,3 +65,16 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except self._user_errors as exc:
             raise UserError(str(exc)) from None
+
+
+def coverage_option(ctx, param, value):
+    """Click callback for ``--coverage A-B`` (every command uses this one parser)."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"expected A-B with 0 <= A <= B <= 1 (e.g. 0.1-0.5), got {value!r}") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise click.BadParameter(f"expected 0 <= A <= B <= 1, got {value!r}")
+    return lo, hi

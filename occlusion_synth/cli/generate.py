@@ -8,25 +8,33 @@ from pathlib import Path
 
 import click
 
+from ..pairs.config import CROP_MODES, FACE_MODES, FORMATS, LANDMARK_MODES, SPLITS
+from ..placement import REGIONS
 from ..sources import READER_NAMES
-from .common import CATEGORY_CHOICES, parse_categories
+from .common import CATEGORY_CHOICES, UserError, coverage_option, parse_categories
 
-REGION_CHOICES = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
-SPLIT_CHOICES = ("train", "val", "test")
+# PairsConfig argument -> the flag that sets it (library messages name arguments)
+FLAGS = {"coverage_range": "--coverage", "landmark_options": "--landmark-option", "reader_options": "--reader-option",
+         "format": "--format", "overwrite": "--overwrite", "out": "--out"}
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3}
 
 
+def flag_of(argument: str) -> str:
+    """The command-line flag of a :class:`PairsConfig` argument."""
+    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
 
 
-def _coverage(ctx, param, value):
-    if value is None:
-        return None
+def _byte_size(ctx, param, value):
+    text = str(value).strip().lower()
+    num = text.rstrip("kmgb")
     try:
-        lo, hi = (float(v) for v in value.split("-"))
-    except ValueError:
-        raise click.BadParameter(f"expected A-B with 0 <= A <= B <= 1 (e.g. 0.1-0.5), got {value!r}") from None
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise click.BadParameter(f"expected 0 <= A <= B <= 1, got {value!r}")
-    return lo, hi
+        n = int(float(num) * _SIZE_UNITS[text[len(num):]])
+    except (ValueError, KeyError, OverflowError):
+        raise click.BadParameter(f"expected a size such as 256MB, 2GB or 1048576, got {value!r}") from None
+    if n < 1:
+        raise click.BadParameter(f"must be at least 1 byte, got {value!r}")
+    return n
+
 
 
 def _shard(ctx, param, value):
@@ -43,9 +51,9 @@ def _splits(ctx, param, value):
     if value is None:
         return None
     splits = tuple(s.strip() for s in value.split(",") if s.strip())
-    bad = [s for s in splits if s not in SPLIT_CHOICES]
+    bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
-        raise click.BadParameter(f"unknown splits {bad}; choose from {','.join(SPLIT_CHOICES)}")
+        raise click.BadParameter(f"unknown splits {bad}; choose from {','.join(SPLITS)}")
     return splits
 
 
@@ -89,21 +97,30 @@ def _command() -> str:
 @click.option("--per-image", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Occluded variants per image (ids get _k0, _k1, ...; the clean file is shared).")
 @click.option("--landmarks", default="auto", show_default=True,
-              type=click.Choice(["auto", "dlib", "aligned", "mediapipe", "provided"]),
-              help="auto = the dataset's landmarks when it has them, else detection.")
+              type=click.Choice(LANDMARK_MODES),
+              help="auto = the dataset's landmarks when it has them, else detection; cached = the "
+                   "landmarks saved by an earlier run (--landmark-cache), detection for the rest.")
+@click.option("--landmark-cache", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Output folder of an earlier generate run whose landmarks.jsonl --landmarks cached reuses.")
 @click.option("--landmark-option", "landmark_option", multiple=True, callback=_key_values,
               help="Landmark backend option KEY=VALUE (repeatable), e.g. refine=0 for a faster aligned.")
-@click.option("--region", default="auto", show_default=True, type=click.Choice(REGION_CHOICES),
+@click.option("--region", default="auto", show_default=True, type=click.Choice(REGIONS),
               help="Where occluders go: auto = each category's own rule (masks on the lower face, "
                    "food and drinks at the mouth, hands anywhere plausible), or one face region for all.")
-@click.option("--coverage", default=None, callback=_coverage,
+@click.option("--coverage", default=None, callback=coverage_option,
               help="Accepted occluded fraction of the face, A-B (default: Occlude's 0.01-0.9).")
 @click.option("--size", default=None, type=click.IntRange(24, 4096), help="Output side in pixels.")
-@click.option("--crop", default="auto", show_default=True, type=click.Choice(["auto", "none", "face"]),
+@click.option("--crop", default="auto", show_default=True, type=click.Choice(CROP_MODES),
               help="face = square crop around the landmarks; auto = face for affectnet, ckplus, rafdb original.")
+@click.option("--faces", default="largest", show_default=True, type=click.Choice(FACE_MODES),
+              help="largest = occlude the largest face; all = every detected face gets its own occluder.")
+@click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Move this seeded, stratified fraction of train to val (by identity where known).")
+@click.option("--max-file-size", default="256MB", show_default=True, callback=_byte_size,
+              help="Larger source files are skipped before reading (e.g. 64MB, 1GB).")
 @click.option("--splits", default=None, callback=_splits, help="Comma-separated: train,val,test.")
 @click.option("--limit", default=None, type=click.IntRange(0), help="First N samples of the source.")
-@click.option("--seed", default=0, show_default=True, type=int,
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
               help="Global seed; each pair's randomness comes from (seed, sample id) only.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Worker processes (output bytes do not depend on it).")
@@ -111,8 +128,9 @@ def _command() -> str:
               help="Process shard i of n (0-based); merge the shard outputs with `occsynth merge`.")
 @click.option("--resume/--overwrite", default=True, show_default=True,
               help="Resume a previous run in --out (skip complete pairs) or delete it first.")
-@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "jpg"]),
-              help="Clean/occluded image format (masks are always PNG).")
+@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(FORMATS),
+              help="Clean/occluded image format (masks are always PNG; a clean image that is not "
+                   "cropped or resized keeps the source file's bytes and format).")
 @click.option("--variant", default=None, type=click.Choice(["aligned", "original"]),
               help="rafdb: Image/aligned (default) or Image/original.")
 @click.option("--label-map", default=None, help="folder: FOLDER=CLASS,... or a JSON file.")
@@ -126,30 +144,53 @@ def _command() -> str:
               help="Any other reader option, KEY=VALUE (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar with pairs/s on stderr.")
-def generate(src, root, templates, out, categories, per_image, landmarks, landmark_option, region, coverage, size, crop,
-             splits, limit, seed, workers, shard, resume, fmt, variant, label_map, include_contempt,
-             include_neutral, fold, folds, reader_option, progress):
+def generate(src, root, templates, out, categories, per_image, landmarks, landmark_cache, landmark_option, region,
+             coverage, size, crop, faces, val_fraction, max_file_size, splits, limit, seed, workers, shard, resume,
+             fmt, variant, label_map, include_contempt, include_neutral, fold, folds, reader_option, progress):
     """Turn a face-expression dataset into clean/occluded/mask pairs with a manifest.
 
-    Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv
-    and OUT/dataset.json. Re-running the same command resumes; output bytes depend only on the
-    inputs, the options and --seed (not on --workers, --shard or interruptions).
+    Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv,
+    OUT/landmarks.jsonl and OUT/dataset.json. Re-running the same command resumes; output bytes
+    depend only on the inputs, the options and --seed (not on --workers, --shard or interruptions).
     """
-    from ..generate import GenerateConfig
-    from ..generate import generate as run
+    from ..pairs import ConfigError, PairsConfig, generate_pairs
 
     reader_options = dict(reader_option)
     for key, value in (("variant", variant), ("label_map", label_map), ("include_contempt", include_contempt),
                        ("include_neutral", include_neutral), ("fold", fold), ("folds", folds)):
         if value is not None:
             reader_options[key] = value
-    cfg = GenerateConfig(src=src, root=root, out=out, templates=templates, categories=categories,
-                         per_image=per_image, landmarks=landmarks, region=region, coverage=coverage,
-                         size=size, crop=crop, splits=splits, limit=limit, seed=seed, workers=workers,
-                         shard=shard, overwrite=not resume, format=fmt, reader_options=reader_options,
-                         landmark_options=dict(landmark_option), progress=progress)
-    summary = run(cfg, command=_command())
+    try:
+        cfg = PairsConfig(src=src, root=root, out=out, templates=templates, categories=categories,
+                          per_image=per_image, landmarks=landmarks, landmark_cache=landmark_cache, region=region,
+                          coverage_range=coverage, size=size, crop=crop, faces=faces, val_fraction=val_fraction,
+                          max_file_size=max_file_size, splits=splits, limit=limit, seed=seed, workers=workers,
+                          shard=shard, overwrite=not resume, format=fmt, reader_options=reader_options,
+                          landmark_options=dict(landmark_option), progress=progress)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint=flag_of(exc.argument)) from None
+    summary = run_library(generate_pairs, cfg, command=_command())
     _report(summary)
+
+
+def run_library(fn, *args, **kwargs):
+    """Call the library; its argument names in a one-line error become this command's flags."""
+    from ..errors import OcclusionSynthError
+
+    try:
+        return fn(*args, **kwargs)
+    except OcclusionSynthError as exc:
+        msg = str(exc)
+        head, sep, rest = msg.partition(": ")
+        if sep and head.isidentifier():
+            if head == "reader_options" and "'" in rest:  # name the reader option's own flag
+                key = rest.split("'")[1]
+                msg = f"--{key.replace('_', '-')}: {rest}"
+            elif head == "shards":
+                msg = f"SHARDS: {rest}"
+            else:
+                msg = f"{flag_of(head)}: {rest}"
+        raise UserError(msg) from None
 
 
 def _report(summary) -> None:
@@ -179,9 +220,9 @@ def merge(shards, out):
 
     The result has the same files, manifest.csv and skipped.csv as one unsharded run.
     """
-    from ..generate import merge as run
+    from ..pairs import merge_pairs
 
-    summary = run(shards, out, command=_command())
+    summary = run_library(merge_pairs, shards, out, command=_command())
     c = summary.counts
     click.echo(f"merged {len(shards)} shards into {Path(out)}: {c.get('pairs', 0)} pairs, "
                f"{c.get('skipped', 0)} skipped")

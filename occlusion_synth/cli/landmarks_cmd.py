@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from ..errors import OcclusionSynthError
+from ..landmarks import BACKENDS
 from .common import UserError
 
 # colours per iBUG group for --draw (RGB)
@@ -41,8 +42,8 @@ def _face_dict(face) -> dict:
 
 
 @click.command("landmarks")
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--backend", type=click.Choice(["auto", "dlib", "aligned", "mediapipe", "provided"]),
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS),
               default="auto", show_default=True, help="Landmark backend.")
 @click.option("--provided", "provided", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Landmark file (.csv or .json, 68 points) for the one IMAGE; implies --backend provided.")
@@ -56,10 +57,11 @@ def _face_dict(face) -> dict:
               help="Write each image with its landmarks drawn to DIR/<stem>_landmarks.png.")
 def landmarks(images: tuple[Path, ...], backend: str, provided: Optional[Path], all_faces: bool,
               upsample: int, cnn: bool, json_out: Optional[Path], draw_dir: Optional[Path]) -> None:
-    """Find faces and their 68 landmarks in IMAGE... and print one line per face.
+    """Find faces and their 68 landmarks in IMAGE... (files or folders) and print one line per face.
 
     Useful to check that a photo or dataset works with a backend before generating. Images that
-    cannot be read or have no face are reported and the command exits with status 2 at the end.
+    cannot be read or have no face are reported, the others go on, and the command exits with
+    status 2 at the end.
     """
     from ..io import atomic_write_bytes, read_image, write_image
     from ..landmarks import detect
@@ -76,15 +78,25 @@ def landmarks(images: tuple[Path, ...], backend: str, provided: Optional[Path], 
         raise click.BadParameter("--backend provided needs --provided FILE", param_hint="--backend")
     options = {"upsample": upsample, "cnn": cnn} if backend in ("auto", "dlib") else {}
 
+    from ..preview import list_images
+
+    paths: list[Path] = []
+    for item in images:
+        try:
+            paths += list_images(item) if item.is_dir() else [item]
+        except OcclusionSynthError as exc:
+            raise click.BadParameter(str(exc), param_hint="IMAGES") from None
+    many = len(paths) > 1
+    images = tuple(paths)
     results, failures = [], []
     for path in images:
         try:
             image = read_image(path)
             faces = detect(image, backend, provided=provided, all_faces=all_faces,
                            name=str(path), **options)
-        except OcclusionSynthError as exc:
+        except (OcclusionSynthError, ValueError) as exc:
             failures.append(str(exc))
-            if len(images) > 1:
+            if many:
                 click.echo(f"error: {exc}", err=True)
             results.append({"image": str(path), "error": str(exc), "faces": []})
             continue
@@ -97,7 +109,10 @@ def landmarks(images: tuple[Path, ...], backend: str, provided: Optional[Path], 
         results.append({"image": str(path), "width": w, "height": h,
                         "faces": [_face_dict(f) for f in faces]})
         if draw_dir is not None:
-            write_image(draw_dir / f"{path.stem}_landmarks.png", _draw(image, faces))
+            try:
+                write_image(draw_dir / f"{path.stem}_landmarks.png", _draw(image, faces))
+            except OSError as exc:
+                raise UserError(f"--draw {draw_dir}: cannot write ({exc.strerror or exc})") from None
     if json_out is not None:
         atomic_write_bytes(json_out, (json.dumps({"images": results}, indent=1) + "\n").encode())
     if failures:

@@ -5,25 +5,29 @@
 - :func:`safe_id`: a filesystem-safe sample id from arbitrary text (a short hash keeps it unique).
 - :func:`require_dir` / :func:`require_file`: layout checks that raise ``DatasetFormatError``
   naming the expected path.
+- :func:`iter_csv_rows`: CSV rows that survive a bad row (a field over the size limit, a NUL
+  byte): the bad row comes back as ``{CSV_ERROR: message}`` and reading goes on.
+- :func:`finite_number`: ``float(text)`` that refuses ``inf``, ``nan`` and ``1e400``.
 """
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
+import math
 import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Callable, Union
+from typing import IO, Callable, Iterator, Union
 
 import numpy as np
 
 from ..errors import DatasetFormatError
-from ..io import read_image
+from ..io import IMAGE_EXTENSIONS, read_image  # noqa: F401  (IMAGE_EXTENSIONS re-exported for the readers)
 
 PathLike = Union[str, os.PathLike]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -75,3 +79,33 @@ def require_file(path: Path, what: str) -> Path:
         state = "is not a file" if path.exists() else "does not exist"
         raise DatasetFormatError(f"{what}: expected a file at {path}, but it {state}")
     return path
+
+
+CSV_ERROR = "__csv_error__"
+
+
+def iter_csv_rows(fh: IO[str], **kwargs) -> Iterator[tuple[int, dict]]:
+    """``(line number, row dict)`` of a CSV opened as ``fh`` (``csv.DictReader`` options in ``kwargs``).
+
+    A row the csv module cannot parse (a field over ``csv.field_size_limit()``, 128 KiB by
+    default; a NUL byte) is yielded as ``{CSV_ERROR: message}`` and reading continues with the
+    next line, so one hostile row becomes one skipped record instead of ending the stream.
+    """
+    reader = csv.DictReader(fh, **kwargs)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, {CSV_ERROR: f"malformed row: {exc}"}
+            continue
+        yield reader.line_num, row
+
+
+def finite_number(text) -> float:
+    """``float(text)``, raising ``ValueError`` for text that is not a finite number (inf, nan, 1e400)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import DatasetFormatError
 from ..io import read_image
 from ..types import Sample, Skipped
-from ._common import PathLike, require_dir, safe_id
+from ._common import CSV_ERROR, PathLike, finite_number, iter_csv_rows, require_dir, safe_id
 
 # AffectNet expression code -> canonical label (identical order for 0..7)
 LABEL_MAP: dict[int, int] = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7}
@@ -64,7 +64,7 @@ def parse_landmarks(text: str) -> Optional[np.ndarray]:
     if len(parts) != 136:
         return None
     try:
-        arr = np.array([float(p) for p in parts], dtype=np.float32).reshape(68, 2)
+        arr = np.array([finite_number(p) for p in parts], dtype=np.float32).reshape(68, 2)
     except ValueError:
         return None
     return arr if np.all(np.isfinite(arr)) else None
@@ -98,8 +98,11 @@ def iter_samples(root: PathLike, splits: Optional[Union[Iterable[str], str]] = N
         if not path.is_file():
             raise DatasetFormatError(
                 f"AffectNet {split} split: expected {path} (pass --splits to use only the other split)")
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            header = next(csv.reader(fh), [])
+        try:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+                header = next(csv.reader(fh), [])
+        except (csv.Error, OSError) as exc:
+            raise DatasetFormatError(f"{path}: cannot read the CSV header ({exc})") from None
         missing = [c for c in REQUIRED if c not in [h.strip() for h in header]]
         if missing:
             raise DatasetFormatError(f"{path}: missing column(s) {', '.join(missing)}; "
@@ -116,17 +119,22 @@ def _row_id(rel: str) -> str:
 def _iter(images: Path, files: list, include_contempt: bool) -> Iterator[Union[Sample, Skipped]]:
     for split, path in files:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-            reader = csv.DictReader(fh, skipinitialspace=True)
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
+            for line_num, row in iter_csv_rows(fh, skipinitialspace=True):
+                where = f"{path}:{line_num}"
+                if CSV_ERROR in row:
+                    yield Skipped(f"{path.stem}_line{line_num}", where, row[CSV_ERROR])
+                    continue
                 rel = (row.get("subDirectory_filePath") or "").strip()
                 if not rel or None in row or any(row.get(c) is None for c in REQUIRED):
-                    yield Skipped(f"{path.stem}_line{reader.line_num}", where,
+                    yield Skipped(f"{path.stem}_line{line_num}", where,
                                   "malformed row: wrong number of fields or empty file path")
                     continue
                 sid = _row_id(rel)
                 try:
-                    code = int(float(row["expression"]))
+                    value = finite_number(row["expression"])
+                    code = int(value)
+                    if code != value:
+                        raise ValueError
                 except ValueError:
                     yield Skipped(sid, where, f"malformed row: expression {row['expression']!r} "
                                               "is not a number")
@@ -147,14 +155,14 @@ def _iter(images: Path, files: list, include_contempt: bool) -> Iterator[Union[S
                     yield Skipped(sid, str(image), "image file missing")
                     continue
                 try:
-                    x, y, w, h = (float(row[c]) for c in ("face_x", "face_y", "face_width", "face_height"))
+                    x, y, w, h = (finite_number(row[c]) for c in ("face_x", "face_y", "face_width", "face_height"))
                     box = np.array([x, y, x + w, y + h], np.float32) if w > 0 and h > 0 else None
                 except ValueError:
                     box = None
                 meta = {"source_label": code}
                 for key in ("valence", "arousal"):
                     try:
-                        meta[key] = float(row.get(key) or "nan")
+                        meta[key] = finite_number(row.get(key) or "")
                     except ValueError:
                         pass
                 yield Sample(id=sid, split=split, label=LABEL_MAP[code], source=str(image),

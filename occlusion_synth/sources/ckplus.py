@@ -26,7 +26,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from ..errors import DatasetFormatError
+from ..errors import DatasetFormatError, ImageReadError
 from ..io import read_image
 from ..types import Sample, Skipped
 from ._common import IMAGE_EXTENSIONS, PathLike, require_dir
@@ -58,21 +58,28 @@ def subject_split(subjects: list[str], fold: int, folds: int) -> dict[str, str]:
     return {s: ("test" if i % folds == fold else "train") for i, s in enumerate(sorted(subjects))}
 
 
+def _small_text(path: Path) -> str:
+    """A small text file's content (regular files of at most 1 MiB only: no FIFO, device, huge file)."""
+    from ..io import read_file_bytes
+
+    return read_file_bytes(path, 1 << 20).decode("ascii", errors="replace")
+
+
 def read_emotion(path: Path) -> Optional[int]:
     """The CK+ code in an ``*_emotion.txt`` file; None when it is not an integral 0..7."""
     try:
-        value = float(path.read_text(encoding="ascii", errors="replace").split()[0])
-    except (OSError, IndexError, ValueError):
+        value = float(_small_text(path).split()[0])
+        code = int(round(value))
+    except (OSError, IndexError, ValueError, OverflowError, ImageReadError):
         return None
-    code = int(round(value))
     return code if abs(value - code) < 1e-6 and code in LABEL_MAP else None
 
 
 def read_landmarks(path: Path) -> Optional[np.ndarray]:
     """The 68 ``x y`` lines of a CK+ landmark file as ``(68, 2) float32``; None if missing/bad."""
     try:
-        values = [float(v) for v in path.read_text(encoding="ascii", errors="replace").split()]
-    except (OSError, ValueError):
+        values = [float(v) for v in _small_text(path).split()]
+    except (OSError, ValueError, ImageReadError):
         return None
     if len(values) != 136:
         return None
@@ -148,7 +155,8 @@ def _iter(root: Path, subjects: list[Path], split_of: dict, wanted, include_neut
             if code == CONTEMPT and not include_contempt:
                 yield Skipped(sid, str(emotion[-1]), "contempt excluded (pass include_contempt to keep it)")
                 continue
-            meta = {"source_label": code, "subject": subject.name, "sequence": seq.name}
+            meta = {"source_label": code, "subject": subject.name, "sequence": seq.name,
+                    "identity": subject.name}
             yield _sample(frames[-1], root, rel, split, LABEL_MAP[code], dict(meta, frame="peak"))
             if include_neutral and len(frames) > 1:
                 yield _sample(frames[0], root, rel, split, 0, dict(meta, frame="first", source_label=0))

@@ -7,7 +7,9 @@ two conveniences:
   :func:`occlusion_synth.demodata.build_demo_dataset` (7 classes x (60 train + 20 test),
   100 px, seed 0; the photos are fetched through pip into the cache on first use);
 - each sample carries the face's 68 landmarks from ``demo_landmarks.json`` (the warp targets),
-  so ``--landmarks provided`` works on it.
+  so ``--landmarks provided`` works on it;
+- each sample's ``meta["identity"]`` names the person pictured (from ``demo_info.json``), so
+  ``val_fraction`` keeps a person out of both train and val.
 """
 from __future__ import annotations
 
@@ -49,11 +51,26 @@ def iter_samples(root: PathLike, variant: str = "aligned", splits: Optional[Unio
     records = rafdb.iter_samples(root, variant=variant, splits=splits)
     lm_file = root / "demo_landmarks.json"
     landmarks = json.loads(lm_file.read_text())["landmarks"] if lm_file.is_file() else {}
-    return _attach(records, landmarks)
+    return _attach(records, landmarks, _identities(root))
 
 
-def _attach(records, landmarks: dict) -> Iterator[Union[Sample, Skipped]]:
+def _identities(root: Path) -> dict[str, str]:
+    """Sample id -> the person pictured (from demo_info.json's photo names), for identity-aware splits."""
+    from ..photos import PHOTOS
+
+    person = {p.name: p.identity for p in PHOTOS}
+    try:
+        samples = json.loads((root / "demo_info.json").read_text())["samples"]
+        return {s["id"]: person.get(s["photo"], s["photo"]) for s in samples}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _attach(records, landmarks: dict, identities: dict) -> Iterator[Union[Sample, Skipped]]:
     for rec in records:
-        if isinstance(rec, Sample) and rec.id in landmarks:
-            rec.landmarks = np.asarray(landmarks[rec.id], np.float32)
+        if isinstance(rec, Sample):
+            if rec.id in landmarks:
+                rec.landmarks = np.asarray(landmarks[rec.id], np.float32)
+            if rec.id in identities:
+                rec.meta["identity"] = identities[rec.id]
         yield rec

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DatasetFormatError
 from ..types import Sample, Skipped
-from ._common import PathLike, require_dir, require_file
+from ._common import CSV_ERROR, PathLike, iter_csv_rows, require_dir, require_file
 
 # FER2013 code -> canonical label
 LABEL_MAP: dict[int, int] = {
@@ -81,19 +81,25 @@ def open_csv(root: PathLike, name: str = CSV_NAME) -> Path:
     """Check the layout and header of ``ROOT/fer2013.csv``; return its path."""
     root = require_dir(Path(root), "FER2013 root")
     path = require_file(root / name, "FER2013 pixel file")
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-        header = [h.strip() for h in next(csv.reader(fh), [])]
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            header = [h.strip() for h in next(csv.reader(fh), [])]
+    except (csv.Error, OSError) as exc:
+        raise DatasetFormatError(f"{path}: cannot read the CSV header ({exc})") from None
     if not {"emotion", "pixels"} <= set(header):
         raise DatasetFormatError(f"{path}: expected the header emotion,pixels,Usage; got {header[:5]}")
     return path
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, int, dict]]:
-    """Yield ``(data row index, line number, row dict)`` of a CSV, streaming."""
+    """Yield ``(data row index, line number, row dict)`` of a CSV, streaming.
+
+    A row the csv module cannot parse comes back as ``{CSV_ERROR: message}`` (see
+    :func:`occlusion_synth.sources._common.iter_csv_rows`), keeping row indices aligned.
+    """
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-        reader = csv.DictReader(fh)
-        for index, row in enumerate(reader):
-            yield index, reader.line_num, row
+        for index, (line, row) in enumerate(iter_csv_rows(fh)):
+            yield index, line, row
 
 
 def iter_samples(root: PathLike, splits: Optional[Union[Iterable[str], str]] = None,
@@ -126,6 +132,9 @@ def usage_split(row: dict, sid: str, where: str) -> Union[str, Skipped]:
 def _iter(path: Path, wanted: Optional[frozenset]) -> Iterator[Union[Sample, Skipped]]:
     for index, line, row in iter_rows(path):
         sid, where = row_id(index), f"{path}:{line}"
+        if CSV_ERROR in row:
+            yield Skipped(sid, where, row[CSV_ERROR])
+            continue
         split = usage_split(row, sid, where)
         if isinstance(split, Skipped):
             yield split

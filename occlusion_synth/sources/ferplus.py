@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DatasetFormatError
 from ..types import Sample, Skipped
-from ._common import PathLike, require_file
+from ._common import CSV_ERROR, PathLike, finite_number, require_file
 from .fer2013 import gray_to_rgb, iter_rows, open_csv, parse_pixels, parse_splits, row_id, usage_split
 
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
@@ -93,6 +93,10 @@ def _iter(pixels: Path, labels: Path, wanted: Optional[frozenset],
           include_contempt: bool) -> Iterator[Union[Sample, Skipped]]:
     for (index, _, prow), (_, line, lrow) in zip(iter_rows(pixels), iter_rows(labels)):
         where = f"{labels}:{line}"
+        if CSV_ERROR in lrow or CSV_ERROR in prow:
+            bad = lrow if CSV_ERROR in lrow else prow
+            yield Skipped(row_id(index), where if bad is lrow else f"{pixels}:{index + 2}", bad[CSV_ERROR])
+            continue
         name = (lrow.get("Image name") or "").strip()
         sid = Path(name).stem if name else row_id(index)
         split = usage_split(lrow, sid, where)
@@ -105,9 +109,11 @@ def _iter(pixels: Path, labels: Path, wanted: Optional[frozenset],
             yield Skipped(sid, where, "not in FER+ (empty Image name: the image was dropped)")
             continue
         try:
-            votes = {c: float(lrow.get(c) or "") for c in VOTE_COLUMNS}
+            votes = {c: finite_number(lrow.get(c) or "") for c in VOTE_COLUMNS}
+            if any(v < 0 or v > 1e6 for v in votes.values()):
+                raise ValueError
         except ValueError:
-            yield Skipped(sid, where, "malformed row: a vote count is not a number")
+            yield Skipped(sid, where, "malformed row: a vote count is not a finite number in 0..1e6")
             continue
         winner, reason = majority_vote(votes)
         if winner is None:

@@ -1,10 +1,13 @@
 """Plain class-folder reader (source name ``folder``, torchvision ImageFolder style).
 
-Two layouts are recognised::
+Three layouts are recognised::
 
     ROOT/<class>/**/*.jpg              every image gets split=``split`` (default "train")
     ROOT/<split>/<class>/**/*.jpg      when every top-level folder is a split name
                                        (train, val/valid/validation, test)
+    ROOT/*.jpg                         a flat folder of unlabelled photos (no sub-folders):
+                                       label None (the manifest's label is left empty),
+                                       class folder ``unlabelled`` in the output
 
 Class folders are mapped to canonical labels by name (``happy``, ``Happiness``, ``angry`` ...,
 see :func:`occlusion_synth.labels.label_index`) or by a ``label_map`` for other names, e.g. the
@@ -15,7 +18,9 @@ numeric folders of community copies of RAF-DB/AffectNet (``ROOT/train/0..6``)::
 A ``label_map`` is a dict ``{folder: canonical name or canonical index}``, that string form, or
 the path of a JSON file holding such a dict. Files in unknown class folders are yielded as
 :class:`Skipped` with the reason; when no folder maps at all, a ``DatasetFormatError`` lists the
-folders found. Hidden files are ignored; other non-image suffixes are skipped with a reason.
+folders found. Nothing is silently ignored: non-image files, hidden files and folders, folders
+named like images (``x.jpg/``) and loose files beside class folders are yielded as
+:class:`Skipped` with the reason.
 
 Sample ids are ``{split}_{class}_{stem}`` (plus sub-folders), made filesystem-safe by
 :func:`occlusion_synth.sources._common.safe_id` (non-ASCII names get a short hash suffix) and kept
@@ -128,10 +133,14 @@ def iter_samples(root: PathLike, label_map: LabelMapSpec = None, split: str = "t
     if isinstance(splits, str):
         splits = [s for s in splits.split(",") if s]
     wanted = None if splits is None else {SPLIT_NAMES.get(s.strip().lower(), s.strip()) for s in splits}
-    top = _visible_dirs(root)
+    top = [p for p in _visible_dirs(root) if p.suffix.lower() not in IMAGE_EXTENSIONS]
     if not top:
-        raise DatasetFormatError(f"image-folder root {root}: no class sub-folders found "
-                                 "(expected ROOT/<class>/*.jpg or ROOT/<split>/<class>/*.jpg)")
+        if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
+            if wanted is not None and split not in wanted:
+                return iter(())
+            return _iter_flat(root, split)
+        raise DatasetFormatError(f"image-folder root {root}: no class sub-folders or images found "
+                                 "(expected ROOT/<class>/*.jpg, ROOT/<split>/<class>/*.jpg or ROOT/*.jpg)")
     if all(p.name.lower() in SPLIT_NAMES for p in top):
         groups = [(SPLIT_NAMES[p.name.lower()], d) for p in top for d in _visible_dirs(p)]
     else:
@@ -146,26 +155,70 @@ def iter_samples(root: PathLike, label_map: LabelMapSpec = None, split: str = "t
     return _iter(root, groups, mapping)
 
 
-def _files(folder: Path) -> Iterator[Path]:
+def _files(folder: Path) -> Iterator[tuple[Path, Optional[str]]]:
+    """Every entry under ``folder`` as ``(path, reason to skip it or None)``, sorted.
+
+    Hidden entries and folders named like images are reported, never silently dropped; what is
+    not a regular file (FIFO, device, broken link) is left to the image reader, which refuses it
+    without opening it for reading.
+    """
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(dirnames):
+            path = Path(dirpath) / d
+            if d.startswith("."):
+                yield path, "hidden folder (not read)"
+            elif Path(d).suffix.lower() in IMAGE_EXTENSIONS:
+                yield path, "not a regular file (a directory)"
+            else:
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+            yield Path(dirpath) / name, "hidden file (not read)" if name.startswith(".") else None
+
+
+def _iter_flat(root: Path, split: str) -> Iterator[Union[Sample, Skipped]]:
+    """A flat folder of unlabelled photos: one sample per image, label None."""
+    seen: set[str] = set()
+    for path, reason in _files(root):
+        rel = path.relative_to(root).as_posix()
+        sid = safe_id(f"{split}_{path.relative_to(root).with_suffix('').as_posix().replace('/', '_')}", key=rel)
+        if sid in seen:
+            sid = f"{sid}_{short_hash(rel)}"
+        seen.add(sid)
+        if reason is None and path.suffix.lower() not in IMAGE_EXTENSIONS:
+            reason = f"not an image file (suffix {path.suffix or 'none'!r})"
+        if reason is not None:
+            yield Skipped(sid, str(path), reason)
+        else:
+            yield Sample(id=sid, split=split, label=None, source=str(path), load=image_loader(path),
+                         meta={"class_folder": ""})
 
 
 def _iter(root: Path, groups: list, mapping: Optional[dict[str, int]]) -> Iterator[Union[Sample, Skipped]]:
     seen: set[str] = set()
+    for path in sorted(root.iterdir()):  # loose entries beside the class/split folders
+        if path.is_dir() and not path.name.startswith(".") and path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if path.is_dir() and path.name.lower() in SPLIT_NAMES:
+            continue
+        sid = safe_id(f"root_{path.name}", key=path.name)
+        seen.add(sid)
+        yield Skipped(sid, str(path), "hidden entry (not read)" if path.name.startswith(".") else
+                      "not a regular file (a directory)" if path.is_dir() else
+                      "not in a class folder (ROOT/<class>/file)")
     for split, class_dir in groups:
         label = _class_label(class_dir.name, mapping)
-        for path in _files(class_dir):
+        for path, reason in _files(class_dir):
             rel = path.relative_to(root).as_posix()
             inner = path.relative_to(class_dir).with_suffix("").as_posix().replace("/", "_")
             sid = safe_id(f"{split}_{class_dir.name}_{inner}", key=rel)
             if sid in seen:
                 sid = f"{sid}_{short_hash(rel)}"
             seen.add(sid)
-            if label is None:
+            if reason is not None:
+                yield Skipped(sid, str(path), reason)
+            elif label is None:
                 yield Skipped(sid, str(path), f"class folder {class_dir.name!r} is not a known "
                                               "expression (add it to label_map)")
             elif path.suffix.lower() not in IMAGE_EXTENSIONS:
