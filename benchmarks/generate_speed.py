@@ -12,6 +12,11 @@ subprocess and times it from outside, so it measures whatever pipeline is instal
   with the project's encoder (``io.encode_image``) and write them atomically
   (``io.atomic_write_bytes``). No landmarks, no occlusion: what any pair writer must pay.
 * ratio = steady pairs/s of ``generate`` / steady pairs/s of the floor (goal >= 0.4).
+* **CPU seconds per pair** (marginal, user + system time of the process and its workers, from
+  ``getrusage(RUSAGE_CHILDREN)``): unlike wall-clock rates, it hardly moves with the load other
+  jobs put on a shared machine. ``cpu_bound_pairs_per_s`` = workers / (CPU s per pair) is the rate
+  those workers would reach with one idle core each; the CPU-time ratio to the floor is reported
+  next to the wall-clock one.
 
 Data: a demo set (``occsynth demo-data --per-class 300``: 2240 aligned 100x100 faces in RAF-DB
 layout; built once in ``--data`` if missing). Writes benchmarks/results/generate_speed.json.
@@ -25,6 +30,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,20 +65,25 @@ def source_files(data: Path) -> list[Path]:
     return sorted((data / "Image" / "aligned").glob("*.jpg"))
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_generate(data: Path, out: Path, workers: int, limit: int, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "occlusion_synth.cli", "generate", "--src", "rafdb", "--root", str(data),
            "--out", str(out), "--landmarks", "aligned", "--workers", str(workers), "--limit", str(limit),
            "--seed", "0", "--no-progress", *extra]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if proc.returncode != 0:
         raise SystemExit(f"generate failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     m = re.search(r"generated (\d+) pairs", proc.stdout)
     stages = re.search(r"time per stage: (.*)", proc.stdout)
     shutil.rmtree(out, ignore_errors=True)
-    return {"pairs": int(m.group(1)) if m else None, "seconds": round(seconds, 3),
+    return {"pairs": int(m.group(1)) if m else None, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
             "stages": stages.group(1).strip() if stages else None}
 
 
@@ -100,17 +111,32 @@ def _floor_init() -> None:
 
 def run_floor(files: list[Path], out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    with get_context("spawn").Pool(workers, initializer=_floor_init) as pool:
-        done = sum(pool.imap(_floor_one, [(str(f), str(out)) for f in files], chunksize=8))
-    seconds = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), _children_cpu()
+    pool = get_context("spawn").Pool(workers, initializer=_floor_init)
+    done = sum(pool.imap(_floor_one, [(str(f), str(out)) for f in files], chunksize=8))
+    pool.close()
+    pool.join()  # joined workers count in RUSAGE_CHILDREN
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - c0
     shutil.rmtree(out, ignore_errors=True)
-    return {"pairs": done, "seconds": round(seconds, 3)}
+    return {"pairs": done, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
 
 
 def marginal(short: dict, full: dict) -> float | None:
     extra_s = full["seconds"] - short["seconds"]
     return round((full["pairs"] - short["pairs"]) / extra_s, 1) if extra_s > 0 else None
+
+
+def cpu_per_pair(short: dict, full: dict) -> float | None:
+    extra = full["cpu_seconds"] - short["cpu_seconds"]
+    return round(1000 * extra / (full["pairs"] - short["pairs"]), 3) if extra > 0 else None
+
+
+def add_rates(r: dict, workers: int) -> dict:
+    r["steady_pairs_per_s"] = marginal(r["short"], r["full"])
+    r["end_to_end_pairs_per_s"] = round(r["full"]["pairs"] / r["full"]["seconds"], 1)
+    r["cpu_ms_per_pair"] = cpu_per_pair(r["short"], r["full"])
+    r["cpu_bound_pairs_per_s"] = round(1000 * workers / r["cpu_ms_per_pair"], 1) if r["cpu_ms_per_pair"] else None
+    return r
 
 
 def main() -> None:
@@ -119,10 +145,11 @@ def main() -> None:
                         help="demo set folder (built there with --per-class 300 if missing)")
     parser.add_argument("--short", type=int, default=280, help="faces in the short run of each pair")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--faces", type=int, default=None, help="use only the first N faces (default: all)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "generate_speed.json")
     args = parser.parse_args()
     data = ensure_data(args.data)
-    files = source_files(data)
+    files = source_files(data)[:args.faces]
     n = len(files)
     settings = {"aligned (default: 2 predictor passes)": [],
                 "aligned, refine=0 (1 predictor pass)": ["--landmark-option", "refine=0"],
@@ -133,22 +160,25 @@ def main() -> None:
         load0 = os.getloadavg()
         f_short = run_floor(files[:args.short], scratch / "floor", args.workers)
         f_full = run_floor(files, scratch / "floor", args.workers)
-        floor = {"name": "I/O floor", "workers": args.workers, "short": f_short, "full": f_full,
-                 "steady_pairs_per_s": marginal(f_short, f_full),
-                 "end_to_end_pairs_per_s": round(f_full["pairs"] / f_full["seconds"], 1)}
-        print(f"I/O floor: {floor['steady_pairs_per_s']} pairs/s steady", flush=True)
+        floor = add_rates({"name": "I/O floor", "workers": args.workers, "short": f_short, "full": f_full},
+                          args.workers)
+        print(f"I/O floor: {floor['steady_pairs_per_s']} pairs/s steady, {floor['cpu_ms_per_pair']} CPU ms/pair",
+              flush=True)
         for name, extra in settings.items():
             short = run_generate(data, scratch / "gen", args.workers, args.short, extra)
             full = run_generate(data, scratch / "gen", args.workers, n, extra)
-            r = {"name": name, "options": extra, "workers": args.workers, "short": short, "full": full,
-                 "steady_pairs_per_s": marginal(short, full),
-                 "end_to_end_pairs_per_s": round(full["pairs"] / full["seconds"], 1)}
+            r = add_rates({"name": name, "options": extra, "workers": args.workers, "short": short,
+                           "full": full}, args.workers)
             r["ratio_to_floor"] = (round(r["steady_pairs_per_s"] / floor["steady_pairs_per_s"], 3)
                                    if r["steady_pairs_per_s"] and floor["steady_pairs_per_s"] else None)
+            r["cpu_ratio_to_floor"] = (round(floor["cpu_ms_per_pair"] / r["cpu_ms_per_pair"], 3)
+                                       if r["cpu_ms_per_pair"] and floor["cpu_ms_per_pair"] else None)
             results.append(r)
             print(f"{name}: {r['steady_pairs_per_s']} pairs/s steady, {r['end_to_end_pairs_per_s']} "
                   f"end-to-end ({full['pairs']} pairs in {full['seconds']} s), ratio to floor "
-                  f"{r['ratio_to_floor']}; stages {full['stages']}", flush=True)
+                  f"{r['ratio_to_floor']}; {r['cpu_ms_per_pair']} CPU ms/pair (CPU-bound "
+                  f"{r['cpu_bound_pairs_per_s']} pairs/s, CPU ratio to floor {r['cpu_ratio_to_floor']}); "
+                  f"stages {full['stages']}", flush=True)
         load1 = os.getloadavg()
     main_result = results[0]
     doc = {
