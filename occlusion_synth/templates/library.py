@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import TemplateError
 from ..landmarks.schemes import CANONICAL_68
 from .alpha import alpha_bbox, alpha_centroid, bleed_transparent
+from .cache import cached_rgba
 from .sidecar import CATEGORIES, read_sidecar
 
 PathLike = Union[str, os.PathLike]
@@ -61,6 +62,16 @@ def _mirror_68() -> tuple[int, ...]:
 MIRROR_68: tuple[int, ...] = _mirror_68()
 
 
+def _frozen(rgba: np.ndarray) -> np.ndarray:
+    """A read-only view of ``rgba`` (the array itself when it is already read-only)."""
+    rgba = np.asarray(rgba)
+    if not rgba.flags.writeable:
+        return rgba
+    view = rgba.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(eq=False)  # identity equality: comparing pixel arrays with == is ambiguous
 class Template:
     """One occluder image with its placement metadata.
@@ -69,7 +80,8 @@ class Template:
         name: ``"category/stem"``, unique within a library.
         category: one of :data:`CATEGORIES`.
         rgba: ``(h, w, 4) uint8`` straight alpha; RGB of fully transparent pixels is the nearest
-            visible colour (safe to warp with bilinear interpolation).
+            visible colour (safe to warp with bilinear interpolation). Read-only: the template
+            keeps a read-only view, so its prepared (premultiplied) form can be cached.
         anchors: named points ``(x, y)`` in template pixels. Every template has ``"center"``;
             masks also have ``"lm<i>"`` keys: the point that goes on 68-landmark ``i``.
         scale_range: ``(min, max)`` occluder width relative to the inter-ocular distance.
@@ -86,6 +98,22 @@ class Template:
     licence: str = "unknown"
     source: str = ""
     path: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        self.rgba = _frozen(self.rgba)
+
+    def __setstate__(self, state: dict) -> None:
+        # unpickled arrays (a spawned worker's copy of the library) come back writable
+        self.__dict__.update(state)
+        self.rgba = _frozen(self.rgba)
+
+    @property
+    def prepared(self):
+        """The template ready to warp (:class:`~occlusion_synth.functional.warp.PreparedRGBA`):
+        premultiplied, at the pyramid levels used so far; made once per process and cached."""
+        from ..functional.warp import prepare_rgba
+
+        return prepare_rgba(self.rgba)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -276,7 +304,9 @@ def read_template(image_path: PathLike, category: Optional[str] = None) -> Templ
     if cat not in CATEGORIES:
         raise TemplateError(f"{path}: unknown category {cat!r}: give it in {json_path.name} or put "
                             f"the file in a folder named one of {', '.join(CATEGORIES)}")
-    rgba = _read_rgba(path)
+    mask_path = find_mask_file(path)
+    rgba = cached_rgba([path] + ([mask_path] if mask_path is not None else []),
+                       lambda: bleed_transparent(_read_rgba(path)))
     h, w = rgba.shape[:2]
     if min(h, w) < MIN_SIZE:
         raise TemplateError(f"{path}: too small ({w}x{h}; templates need at least {MIN_SIZE} px a side)")
@@ -285,14 +315,15 @@ def read_template(image_path: PathLike, category: Optional[str] = None) -> Templ
     if "size" in meta and tuple(meta["size"]) != (w, h):
         raise TemplateError(f"{json_path}: size {meta['size']} does not match the image ({w}x{h})")
     anchors = dict(meta.get("anchors", {}))
-    anchors.setdefault("center", alpha_centroid(rgba[..., 3]))
+    if "center" not in anchors:  # (not setdefault: the centroid costs ~1 ms a template)
+        anchors["center"] = alpha_centroid(rgba[..., 3])
     if cat == "mask" and not any(k.startswith("lm") for k in anchors):
         anchors.update(guess_mask_anchors(rgba[..., 3]))
     for key, (x, y) in anchors.items():
         if not (0.0 <= x <= w and 0.0 <= y <= h):
             raise TemplateError(f"{path}: anchor {key!r} ({x:g}, {y:g}) lies outside the {w}x{h} image")
     return Template(
-        name=f"{cat}/{path.stem}", category=cat, rgba=bleed_transparent(rgba), anchors=anchors,
+        name=f"{cat}/{path.stem}", category=cat, rgba=rgba, anchors=anchors,
         scale_range=tuple(meta.get("scale_range", DEFAULT_SCALE_RANGES[cat])),
         licence=meta.get("licence", "unknown"), source=meta.get("source", str(path)), path=path)
 
