@@ -16,12 +16,16 @@ from .errors import NoFaceError, OcclusionSynthError, PlacementError
 from .placement import face_geometry
 
 GAP = 4
+PAD_VALUE = 128  # neutral grey beyond the photo's border (no stretched edge streaks)
 LABEL_FRACTION = 0.16  # label strip height / tile size
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0.3):
     """Square crop around the face region (plus ``margin`` of its size each side), resized.
+
+    Where the crop reaches past the photo's border it is filled with neutral grey
+    (``PAD_VALUE``), not a stretched copy of the border.
 
     Returns:
         ``(crop (size, size, 3) uint8, landmarks (68, 2) float64 in crop pixels)``.
@@ -33,7 +37,8 @@ def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
     iside = max(1, int(round(side)))
     h, w = image.shape[:2]
     pad = max(0, -bx0, -by0, bx0 + iside - w, by0 + iside - h)
-    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
+    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                 value=(PAD_VALUE,) * 3) if pad else image
     region = src[by0 + pad:by0 + pad + iside, bx0 + pad:bx0 + pad + iside]
     interp = cv2.INTER_AREA if iside > size else cv2.INTER_LINEAR
     crop = cv2.resize(region, (size, size), interpolation=interp)
@@ -89,6 +94,13 @@ def contact_sheet(items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]
     return sheet
 
 
+def sample_label(params) -> str:
+    """What a tile shows: the template name (``hand/fist_medium``) or ``block/<kind>``."""
+    if params.category == "block":
+        return f"block/{params.template}"
+    return params.template or params.category
+
+
 def list_images(src: Path) -> list[Path]:
     """One image, or the images in a folder (recursively, sorted)."""
     src = Path(src)
@@ -134,8 +146,7 @@ def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed:
         crop, lm = faces[i % len(faces)]
         try:
             res = occlude(crop, lm, np.random.default_rng([seed, i]))
-            p = res["params"]
-            label = f"{p.template or p.category} {p.occluded_fraction:.2f}"
+            label = f"{sample_label(res['params'])} {res['params'].occluded_fraction:.2f}"
             items.append((crop, res["image"], res["mask"], label))
         except PlacementError:
             items.append((crop, crop, np.zeros(crop.shape[:2], np.uint8), "no placement"))
