@@ -17,9 +17,12 @@ replayed on variants of the same face:
   generation workers) with and without harmonisation, interleaved in one run, in ms per pair;
   the mean over all pairs (target: harmonisation adds <= 1 ms per 100 px pair).
 
-Writes benchmarks/results/realism.json; ``--sheets DIR`` also writes the before/after sheets.
+Writes benchmarks/results/realism.json; ``--sheets DIR`` also writes the before/after sheets
+(columns: samples on the test photos; rows: photo, harmonisation off, on (default), mask), one per
+category plus a darkened (35 %) and a grey photo.
 
     PYTHONPATH=. .venv/bin/python benchmarks/realism.py [--seeds 3] [--demo-per-class 4] [--sheets docs/images]
+    PYTHONPATH=. .venv/bin/python benchmarks/realism.py --sheets-only --sheets docs/images
 """
 from __future__ import annotations
 
@@ -198,9 +201,22 @@ def before_after_sheet(faces: list, cat: str, n: int, transform=None, seed: int 
     return np.concatenate(cols, axis=1)
 
 
-def write_sheets(faces224: list, out: Path) -> list:
-    from occlusion_synth.io import write_image
+def save_palette(path: Path, sheet: np.ndarray) -> None:
+    """A dithered 256-colour PNG (as ``occsynth preview --palette``), written atomically."""
+    import io
 
+    from PIL import Image
+
+    from occlusion_synth.io import atomic_write_bytes
+
+    quantized = Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT,
+                                                 dither=Image.Dither.FLOYDSTEINBERG)
+    buf = io.BytesIO()
+    quantized.save(buf, format="PNG", optimize=True)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_sheets(faces: list, out: Path) -> list:
     written = []
     dark = lambda im: np.clip(np.rint(im * DARKEN), 0, 255).astype(np.uint8)  # noqa: E731
     grey = lambda im: np.repeat(np.clip(np.rint(F.luma(im)), 0, 255).astype(np.uint8)[..., None], 3, 2)  # noqa: E731
@@ -208,8 +224,8 @@ def write_sheets(faces224: list, out: Path) -> list:
     jobs += [("realism_dark.png", "hand", dark), ("realism_dark_mask.png", "mask", dark),
              ("realism_grey.png", "drink", grey), ("realism_grey_food.png", "food", grey)]
     for fname, cat, tf in jobs:
-        sheet = before_after_sheet(faces224, cat, 6, tf)
-        write_image(out / fname, sheet)
+        sheet = before_after_sheet(faces, cat, 6, tf)
+        save_palette(out / fname, sheet)
         written.append(str(out / fname))
     return written
 
@@ -220,8 +236,13 @@ def main() -> None:
     ap.add_argument("--demo-per-class", type=int, default=4, help="demo set faces per class (train)")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "realism.json")
     ap.add_argument("--sheets", type=Path, default=None, help="write before/after sheets into this folder")
+    ap.add_argument("--sheets-only", action="store_true", help="only write the sheets (no figures)")
+    ap.add_argument("--tile", type=int, default=160, help="sheet tile size in pixels")
     args = ap.parse_args()
     cv2.setNumThreads(1)
+    if args.sheets_only:
+        print("\n".join(write_sheets(photo_faces(args.tile), args.sheets or REPO / "docs" / "images")))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         faces = demo_faces(args.demo_per_class, Path(tmp)) + photo_faces(100)
     print(f"{len(faces)} faces ({sum(f[0].startswith('demo') for f in faces)} demo)", flush=True)
@@ -229,7 +250,7 @@ def main() -> None:
            "loadavg_before": [round(v, 2) for v in os.getloadavg()], "categories": measure(faces, args.seeds)}
     res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     if args.sheets:
-        res["sheets"] = write_sheets(photo_faces(224), args.sheets)
+        res["sheets"] = write_sheets(photo_faces(args.tile), args.sheets)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {args.json}")

@@ -43,7 +43,9 @@ CATEGORY_REGIONS: dict[str, tuple[str, ...]] = {
     "mask": ("nose",),
 }
 # least fraction of an occluder's footprint inside the face region (landmark hull extended to the
-# forehead): face-anchored occluders stay on the face; hands may reach past its edge. Masks are
+# forehead): face-anchored occluders stay on the face; hands may reach past its edge. An occluder
+# larger than the face passes when it covers at least that fraction of the face instead (a paper
+# block scaled to an uncropped photo). Masks are
 # fitted to the jaw, but their ear loops and the part under the chin lie outside the hull: the
 # shipped masks measure 0.82-0.89 on the demo photos' faces, hence 0.8 and not 0.9.
 MIN_INSIDE: dict[str, float] = {"block": 0.7, "food": 0.7, "drink": 0.7, "mask": 0.8, "hand": 0.0}

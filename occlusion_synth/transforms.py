@@ -264,7 +264,8 @@ class Occlude:
             if not (frac > 0.0 and lo <= frac <= hi):
                 continue
             inside = F.inside_fraction(mask, face, box)
-            if inside < P.MIN_INSIDE.get(category, 0.0):
+            need = P.MIN_INSIDE.get(category, 0.0)
+            if inside < need and frac < need:  # neither mostly on the face nor covering most of it
                 off_face += 1
                 continue
             skin = F.skin_polygons(lm) if category == "hand" and self.hand_tone == "face" else None
