@@ -9,7 +9,7 @@ With no face (or no placement that fits) the sample comes back **unoccluded and 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from typing import Callable, Union
 
 import numpy as np
 
