@@ -16,6 +16,7 @@ from .errors import NoFaceError, OcclusionSynthError, PlacementError
 from .io import IMAGE_EXTENSIONS
 
 GAP = 4
+PAD_VALUE = 128  # neutral grey beyond the photo's border (no stretched edge streaks)
 LABEL_FRACTION = 0.16  # label strip height / tile size
 
 
@@ -23,12 +24,15 @@ def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
     """Square face crop resized to ``size``: the same crop as ``generate --crop face``
     (:func:`occlusion_synth.functional.crop.face_crop`).
 
+    Where the crop reaches past the photo's border it is filled with neutral grey
+    (``PAD_VALUE``), not a stretched copy of the border.
+
     Returns:
         ``(crop (size, size, 3) uint8, landmarks (68, 2) float64 in crop pixels)``.
     """
     from .functional.crop import face_crop
 
-    res = face_crop(image, landmarks, margin, size)
+    res = face_crop(image, landmarks, margin, size, pad_value=PAD_VALUE)
     return res.image, res.landmarks.astype(np.float64)
 
 
@@ -77,6 +81,13 @@ def contact_sheet(items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]
         y3 = y2 + tile + GAP
         sheet[y3:y3 + tile, x:x + tile] = np.repeat(mask[..., None], 3, axis=2)
     return sheet
+
+
+def sample_label(params) -> str:
+    """What a tile shows: the template name (``hand/fist_medium``) or ``block/<kind>``."""
+    if params.category == "block":
+        return f"block/{params.template}"
+    return params.template or params.category
 
 
 def list_images(src: Path) -> list[Path]:
@@ -133,8 +144,7 @@ def make_preview(sources: Iterable, occlude, n: int = 16, size: int = 224, seed:
         crop, lm = crops[i % len(crops)]
         try:
             res = occlude(crop, lm, np.random.default_rng([seed, i]))
-            p = res["params"]
-            label = f"{p.template or p.category} {p.occluded_fraction:.2f}"
+            label = f"{sample_label(res['params'])} {res['params'].occluded_fraction:.2f}"
             items.append((crop, res["image"], res["mask"], label))
         except PlacementError:
             items.append((crop, crop, np.zeros(crop.shape[:2], np.uint8), "no placement"))

@@ -1,4 +1,4 @@
-"""Transform API: ``Occlude`` and ``BlockOcclude`` (numpy), plus torchvision/albumentations adapters.
+"""Transform API: ``Occlude`` and ``BlockOcclude`` on numpy images (adapters in :mod:`.adapters`).
 
 Randomness lives in one place, :meth:`Occlude.get_params`; :meth:`Occlude.apply` replays a
 :class:`OcclusionParams` exactly (same bytes), also after a JSON round trip::
@@ -6,14 +6,16 @@ Randomness lives in one place, :meth:`Occlude.get_params`; :meth:`Occlude.apply`
     occ = Occlude(templates="assets/", categories=("mask", "hand"), coverage=(0.2, 0.6))
     out = occ(image, landmarks, rng=np.random.default_rng(7))
     out["image"], out["mask"], out["params"].to_dict()
+    group = occ(image, faces=[face.landmarks for face in faces], rng=7)   # every face
 
-Images are ``(H, W, 3) uint8 RGB``; landmarks are ``(68, 2)`` float pixels (or a ``Face``).
+Images are ``(H, W, 3) uint8 RGB`` (``(H, W)`` and ``(H, W, 1)`` grey images come back in
+their own shape); landmarks are ``(68, 2)`` float pixels (or a ``Face``).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -25,8 +27,10 @@ TEMPLATE_CATEGORIES = ("food", "hand", "drink", "mask")
 CATEGORIES = TEMPLATE_CATEGORIES + ("block",)
 DEFAULT_COVERAGE = (0.01, 0.9)
 SHADOW_STRENGTH = 0.35
-# luminance gap closed by harmonize=True: enough to dim a white mask in a dim photo, not grey it
-HARMONIZE_STRENGTH = 0.3
+SHADOW_CATEGORIES = ("hand", "food", "drink")
+# harmonisation steps (functional.harmonise), all on by default
+HARMONISE_STEPS = ("light", "colour", "grey", "blur", "grain")
+HAND_TONES = ("face", "template")
 
 
 @dataclass
@@ -41,9 +45,13 @@ class OcclusionParams:
         image_shape: ``[H, W]`` the params were drawn for.
         placement: :class:`~occlusion_synth.placement.Placement` fields (template occluders).
         block: :class:`~occlusion_synth.placement.BlockPlacement` fields (blocks).
-        harmonize: harmonisation strength (0 = off).
+        harmonise: the harmonisation steps applied (``{"light": True, ..., "skin": bool,
+            "noise_seed": int}``; blocks only ``{"grey": bool}``) or None (off). The photo's
+            statistics are re-read from the image on every apply.
         shadow: ``{"offset": [dx, dy], "sigma": s, "strength": k}`` or None.
-        face_polygon: the face region polygon (for harmonisation statistics on replay).
+        face_polygon: the face region polygon (harmonisation context).
+        skin_polygons: cheek polygons the hand's skin tone is sampled from, or None.
+        inside_fraction: fraction of the occluder's footprint inside the face region.
     """
 
     category: str
@@ -53,15 +61,19 @@ class OcclusionParams:
     image_shape: list = field(default_factory=list)
     placement: Optional[dict] = None
     block: Optional[dict] = None
-    harmonize: float = 0.0
+    harmonise: Optional[dict] = None
     shadow: Optional[dict] = None
     face_polygon: Optional[list] = None
+    skin_polygons: Optional[list] = None
+    inside_fraction: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "OcclusionParams":
+        data = dict(data)
+        data.pop("harmonize", None)  # written by versions before harmonise (not replayable anyway)
         return cls(**data)
 
 
@@ -73,10 +85,26 @@ def _as_landmarks(landmarks) -> np.ndarray:
     return lm
 
 
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError("image must be an (H, W, 3) uint8 RGB numpy array, got "
-                         f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}")
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)``, ``(H, W)`` or ``(H, W, 1)`` uint8 -> ``(H, W, 3)`` uint8 (a view when RGB)."""
+    ok = isinstance(image, np.ndarray) and image.dtype == np.uint8 and (
+        image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3)))
+    if not ok:
+        raise ValueError("image must be an (H, W, 3) uint8 RGB numpy array (or (H, W) / (H, W, 1) "
+                         f"grey), got {type(image).__name__} {getattr(image, 'shape', '')} "
+                         f"{getattr(image, 'dtype', '')}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    grey = image if image.ndim == 2 else image[..., 0]
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _like_input(out: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Give ``out`` (H, W, 3) the shape of the caller's ``image`` (grey inputs get luma back)."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        return out
+    grey = out[..., 0] if (out == out[..., :1]).all() else np.clip(np.rint(F.luma(out)), 0, 255).astype(np.uint8)
+    return grey if image.ndim == 2 else grey[..., None]
 
 
 def _as_generator(rng) -> np.random.Generator:
@@ -95,6 +123,17 @@ def _load_library(templates):
     return TemplateLibrary(list(templates))
 
 
+def _harmonise_steps(harmonize) -> dict:
+    if isinstance(harmonize, dict):
+        bad = sorted(set(harmonize) - set(HARMONISE_STEPS))
+        if bad:
+            raise ValueError(f"harmonize keys must be among {HARMONISE_STEPS}, got {bad}")
+        return {k: bool(harmonize.get(k, True)) for k in HARMONISE_STEPS}
+    if isinstance(harmonize, (bool, int, float)) or harmonize is None:
+        return {k: bool(harmonize) for k in HARMONISE_STEPS}
+    raise ValueError(f"harmonize must be True, False or a dict of {HARMONISE_STEPS} flags, got {harmonize!r}")
+
+
 class Occlude:
     """Paste a random realistic occluder (food, hand, drink, face mask) or a geometric block.
 
@@ -106,11 +145,17 @@ class Occlude:
             or ``random`` (see :mod:`occlusion_synth.placement`); for blocks ``eyes``/``mouth``
             force the eye/mouth block.
         coverage: ``(lo, hi)`` accepted range of the occluded fraction of the face region
-            (:mod:`occlusion_synth.functional.masks`); placements outside it are redrawn.
-        scale_range: occluder width / inter-ocular distance; overrides every template's.
+            (:mod:`occlusion_synth.functional.masks`); placements outside it are redrawn, and so
+            are placements with less than ``placement.MIN_INSIDE`` of their footprint on the face.
+        scale_range: occluder width / yaw-corrected inter-ocular distance; overrides every template's.
         rotation_jitter: degrees of jitter around the face roll.
-        harmonize: colour/lighting harmonisation (True = ``HARMONIZE_STRENGTH`` 0.3, a float sets it).
-        shadow: draw a soft drop shadow (then pixels under the shadow change too).
+        harmonize: the occluder takes the photo's light, colour cast, grey, blur and grain
+            (:mod:`occlusion_synth.functional.harmonise`): True (default), False, or a dict
+            switching single steps (``{"grain": False}``).
+        hand_tone: ``face`` (default: hands take the person's skin tone, sampled from the cheeks)
+            or ``template`` (keep the template's); needs ``harmonize``.
+        shadow: soft contact shadow under hands, food and drinks (off by default; the shadow is
+            part of the mask).
         block_kinds: block kinds for the ``block`` category.
         block_fill: block fill(s): ``grey``, ``noise``, ``colour``.
         p: probability of occluding at all.
@@ -121,7 +166,7 @@ class Occlude:
                  coverage: tuple[float, float] = DEFAULT_COVERAGE,
                  scale_range: Optional[tuple[float, float]] = None,
                  rotation_jitter: float = P.DEFAULT_ROTATION_JITTER,
-                 harmonize: Union[bool, float] = True, shadow: bool = False,
+                 harmonize: Union[bool, dict] = True, hand_tone: str = "face", shadow: bool = False,
                  block_kinds: Sequence[str] = F.BLOCK_KINDS,
                  block_fill: Union[str, Sequence[str]] = ("grey", "noise", "colour"),
                  p: float = 1.0, max_tries: int = 50):
@@ -139,10 +184,13 @@ class Occlude:
             raise ValueError(f"block_kinds must be a non-empty subset of {F.BLOCK_KINDS}, got {block_kinds}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
+        if hand_tone not in HAND_TONES:
+            raise ValueError(f"hand_tone must be one of {HAND_TONES}, got {hand_tone!r}")
         self.region, self.coverage = region, (lo, hi)
         self.scale_range = None if scale_range is None else tuple(float(v) for v in scale_range)
         self.rotation_jitter = float(rotation_jitter)
-        self.harmonize = HARMONIZE_STRENGTH if harmonize is True else float(harmonize or 0.0)
+        self.harmonize = _harmonise_steps(harmonize)
+        self.hand_tone = hand_tone
         self.shadow, self.p, self.max_tries = bool(shadow), float(p), int(max_tries)
         self.block_kinds = tuple(block_kinds)
         self.block_fill = (block_fill,) if isinstance(block_fill, str) else tuple(block_fill)
@@ -175,13 +223,30 @@ class Occlude:
         if rendered is None:
             return category, template.name, plc.region, asdict(plc), None, None, None
         _, alpha, box = rendered
-        return category, template.name, plc.region, asdict(plc), None, F.alpha_to_mask(alpha), box
+        return category, template.name, plc.region, asdict(plc), None, F.footprint_mask(alpha), box
+
+    def _harmonise_params(self, category: str, rng: np.random.Generator) -> Optional[dict]:
+        if not any(self.harmonize.values()):
+            return None
+        if category == "block":
+            return {"grey": self.harmonize["grey"]}
+        skin = category == "hand" and self.hand_tone == "face"
+        return {**self.harmonize, "skin": skin, "noise_seed": int(rng.integers(0, 2**31 - 1))}
+
+    def _shadow_params(self, category: str, lm: np.ndarray, rng: np.random.Generator) -> Optional[dict]:
+        if not self.shadow or category not in SHADOW_CATEGORIES:
+            return None
+        iod = P.face_geometry(lm)["iod"]
+        ang = rng.uniform(np.pi / 4, 3 * np.pi / 4)  # light from above: the shadow falls down
+        dist = rng.uniform(0.03, 0.08) * iod
+        return {"offset": [float(np.cos(ang) * dist), float(np.sin(ang) * dist)],
+                "sigma": float(0.06 * iod), "strength": SHADOW_STRENGTH}
 
     def get_params(self, image: np.ndarray, landmarks, rng=None) -> OcclusionParams:
         """Draw one occlusion for ``image`` (only its shape is used) and its ``landmarks``.
 
         Raises:
-            PlacementError: no draw met ``coverage`` within ``max_tries``.
+            PlacementError: no draw met ``coverage`` (and the on-face rule) within ``max_tries``.
         """
         rng = _as_generator(rng)
         lm = _as_landmarks(landmarks)
@@ -191,43 +256,65 @@ class Occlude:
         face = F.face_region_mask(lm, shape)
         poly = F.face_region_polygon(lm).tolist()
         lo, hi = self.coverage
-        seen = []
+        seen, off_face = [], 0
         for _ in range(self.max_tries):
             category, name, region, plc, block, mask, box = self._draw_once(shape, lm, rng)
             frac = 0.0 if mask is None else F.occluded_fraction(mask, face, box)
             seen.append(frac)
-            if frac > 0.0 and lo <= frac <= hi:
-                shadow = None
-                if self.shadow and category != "block":
-                    iod = P.face_geometry(lm)["iod"]
-                    ang = rng.uniform(np.pi / 4, 3 * np.pi / 4)  # light from above: shadow falls down
-                    dist = rng.uniform(0.03, 0.08) * iod
-                    shadow = {"offset": [float(np.cos(ang) * dist), float(np.sin(ang) * dist)],
-                              "sigma": float(0.06 * iod), "strength": SHADOW_STRENGTH}
-                return OcclusionParams(category=category, template=name, region=region,
-                                       occluded_fraction=float(frac), image_shape=list(shape),
-                                       placement=plc, block=block,
-                                       harmonize=self.harmonize if category != "block" else 0.0,
-                                       shadow=shadow, face_polygon=poly)
+            if not (frac > 0.0 and lo <= frac <= hi):
+                continue
+            inside = F.inside_fraction(mask, face, box)
+            need = P.MIN_INSIDE.get(category, 0.0)
+            if inside < need and frac < need:  # neither mostly on the face nor covering most of it
+                off_face += 1
+                continue
+            skin = F.skin_polygons(lm) if category == "hand" and self.hand_tone == "face" else None
+            return OcclusionParams(category=category, template=name, region=region,
+                                   occluded_fraction=float(frac), image_shape=list(shape),
+                                   placement=plc, block=block,
+                                   harmonise=self._harmonise_params(category, rng),
+                                   shadow=self._shadow_params(category, lm, rng), face_polygon=poly,
+                                   skin_polygons=skin, inside_fraction=float(inside))
         raise PlacementError(
             f"could not place an occluder from categories {list(self.categories)} with occluded "
             f"fraction in [{lo:g}, {hi:g}] after {self.max_tries} tries (fractions drawn: "
-            f"{min(seen):.3f}..{max(seen):.3f}); widen coverage or scale_range, or add templates")
+            f"{min(seen):.3f}..{max(seen):.3f}; {off_face} in range but off the face); widen "
+            "coverage or scale_range, or add templates")
 
     # ------------------------------------------------------------------ applying
+    def _apply_block(self, image: np.ndarray, params: OcclusionParams):
+        b = params.block
+        out, mask = F.fill_block(image, b["rect"], b["fill"], b["colour"], b["noise_seed"])
+        if params.harmonise and params.harmonise.get("grey") and params.face_polygon:
+            face = F.polygon_mask(params.face_polygon, image.shape[:2]) > 0
+            if F.is_grey(image[face]):
+                x0, y0, x1, y1 = b["rect"]
+                grey = np.clip(np.rint(F.luma(out[y0:y1, x0:x1])), 0, 255).astype(np.uint8)
+                out[y0:y1, x0:x1] = grey[..., None]
+        return out, mask
+
     def apply(self, image: np.ndarray, params: Union[OcclusionParams, dict]):
-        """Apply recorded params. Returns ``(image (H, W, 3) uint8, mask (H, W) uint8 0/255)``."""
-        _check_image(image)
+        """Apply recorded params.
+
+        Returns:
+            ``(image, mask)``: the occluded image in the input's shape (``(H, W, 3)`` uint8) and
+            the honest ``(H, W) uint8`` 0/255 mask: every pixel that changed is 255.
+        """
+        original = image
+        image = _as_rgb(image)
         if isinstance(params, dict):
             params = OcclusionParams.from_dict(params)
         if params.image_shape and list(image.shape[:2]) != list(params.image_shape):
             raise OcclusionSynthError(f"occlusion params were drawn for a {params.image_shape} image, "
                                       f"got {list(image.shape[:2])}")
+        out, mask = self._apply_rgb(image, params)
+        return _like_input(out, original), mask
+
+    def _apply_rgb(self, image: np.ndarray, params: OcclusionParams):
         if params.category == "none":
             return image.copy(), np.zeros(image.shape[:2], np.uint8)
         if params.category == "block":
-            b = params.block
-            return F.fill_block(image, b["rect"], b["fill"], b["colour"], b["noise_seed"])
+            return self._apply_block(image, params)
         if self.library is None or params.template not in self.library:
             raise OcclusionSynthError(f"template {params.template!r} is not in this Occlude's library; "
                                       "replay with the library the params were drawn with")
@@ -240,60 +327,114 @@ class Occlude:
         if rendered is None:
             return image.copy(), np.zeros(image.shape[:2], np.uint8)
         rgb, alpha, box = rendered
-        x0, y0, x1, y1 = box
-        if params.harmonize > 0:
-            region = None
-            if params.face_polygon:
-                region = F.polygon_mask(params.face_polygon, image.shape[:2])[y0:y1, x0:x1]
-            rgb = F.harmonize(rgb, alpha, image[y0:y1, x0:x1], strength=params.harmonize, region=region)
+        h = params.harmonise
+        if h:
+            face = F.polygon_mask(params.face_polygon, image.shape[:2]) if params.face_polygon else None
+            skin = None
+            if h.get("skin") and params.skin_polygons:
+                skin = np.zeros(image.shape[:2], np.uint8)
+                for poly in params.skin_polygons:
+                    skin |= F.polygon_mask(poly, image.shape[:2])
+            stats = F.measure_scene(image, box, face, skin)
+            rgb, alpha, box = F.harmonise_occluder(
+                rgb, alpha, box, image, stats, face, light=h.get("light", False),
+                colour=h.get("colour", False), grey=h.get("grey", False), skin=h.get("skin", False),
+                blur=h.get("blur", False), grain=h.get("grain", False), noise_seed=h.get("noise_seed", 0))
         shadow = None
         if params.shadow:
             s = params.shadow
             shadow = F.shadow_alpha(alpha, box, image.shape[:2], s["offset"], s["sigma"], s["strength"])
         out = F.composite(image, rgb, alpha, box, shadow)
         mask = np.zeros(image.shape[:2], np.uint8)
-        mask[y0:y1, x0:x1] = F.alpha_to_mask(alpha)
+        x0, y0, x1, y1 = box
+        mask[y0:y1, x0:x1] = F.footprint_mask(alpha)
+        if shadow is not None:
+            shade, (sx0, sy0, sx1, sy1) = shadow
+            mask[sy0:sy1, sx0:sx1][shade > 0] = 255
         return out, mask
 
-    def __call__(self, image: np.ndarray, landmarks, rng=None) -> dict:
-        """Draw and apply: ``dict(image=(H, W, 3) uint8, mask=(H, W) uint8 0/255, params=OcclusionParams)``."""
-        _check_image(image)
-        params = self.get_params(image, landmarks, rng)
-        out, mask = self.apply(image, params)
-        return {"image": out, "mask": mask, "params": params}
+    def __call__(self, image: np.ndarray, landmarks=None, rng=None, *, faces=None) -> dict:
+        """Draw and apply.
 
-    def as_torchvision(self, landmarks: Union[str, Callable] = "aligned", **kwargs) -> "OccludeTorchvision":
-        """Wrap for ``torchvision.transforms.v2.Compose`` (see :class:`OccludeTorchvision`)."""
+        Args:
+            image: ``(H, W, 3) uint8`` RGB (or ``(H, W)`` / ``(H, W, 1)`` grey).
+            landmarks: ``(68, 2)`` landmarks (or a ``Face``) of the face to occlude.
+            rng: ``numpy.random.Generator`` or seed.
+            faces: instead of ``landmarks``, a list of faces (landmarks or ``Face``): every one
+                gets its own occluder, see :meth:`occlude_faces`.
+
+        Returns:
+            ``dict(image, mask, params)``; ``params`` is an :class:`OcclusionParams`, or with
+            ``faces`` a list of them (one per face) and ``occluded`` the number of faces occluded.
+        """
+        if faces is not None:
+            if landmarks is not None:
+                raise ValueError("pass either landmarks or faces, not both")
+            return self.occlude_faces(image, faces, rng)
+        if landmarks is None:
+            raise ValueError("landmarks (or faces=[...]) are required")
+        rgb = _as_rgb(image)
+        params = self.get_params(rgb, landmarks, rng)
+        out, mask = self._apply_rgb(rgb, params)
+        self._final_fraction(params, mask, landmarks)
+        return {"image": _like_input(out, image), "mask": mask, "params": params}
+
+    @staticmethod
+    def _final_fraction(params: OcclusionParams, mask: np.ndarray, landmarks) -> None:
+        # the blur of harmonisation may grow the footprint a little: record the saved mask's fraction
+        if params.category not in ("none", "block"):
+            face = F.polygon_mask(params.face_polygon, mask.shape) if params.face_polygon else \
+                F.face_region_mask(_as_landmarks(landmarks), mask.shape)
+            params.occluded_fraction = float(F.occluded_fraction(mask, face))
+
+    def occlude_faces(self, image: np.ndarray, faces: Sequence, rng=None) -> dict:
+        """Occlude every face of ``faces`` (each its own draw, in the order given).
+
+        A face where no placement fits gets category ``none`` (the others are still occluded);
+        the image is returned unchanged with an empty mask when ``faces`` is empty.
+
+        Returns:
+            ``dict(image, mask, params, occluded)``: the combined image, the union of the masks,
+            one :class:`OcclusionParams` per face, and how many faces were occluded.
+        """
+        rng = _as_generator(rng)
+        rgb = _as_rgb(image)
+        out, union, plist = rgb.copy(), np.zeros(rgb.shape[:2], np.uint8), []
+        for lm in faces:
+            try:
+                params = self.get_params(out, lm, rng)
+            except PlacementError:
+                params = OcclusionParams(category="none", image_shape=list(rgb.shape[:2]))
+            out, mask = self._apply_rgb(out, params)
+            self._final_fraction(params, mask, lm)
+            union |= mask
+            plist.append(params)
+        occluded = sum(p.category != "none" for p in plist)
+        return {"image": _like_input(out, image), "mask": union, "params": plist, "occluded": occluded}
+
+    def apply_faces(self, image: np.ndarray, params: Sequence):
+        """Replay :meth:`occlude_faces`: ``(image, union mask)`` from its list of params."""
+        rgb = _as_rgb(image)
+        out, union = rgb.copy(), np.zeros(rgb.shape[:2], np.uint8)
+        for prm in params:
+            prm = OcclusionParams.from_dict(prm) if isinstance(prm, dict) else prm
+            out, mask = self._apply_rgb(out, prm)
+            union |= mask
+        return _like_input(out, image), union
+
+    def as_torchvision(self, landmarks: Union[str, Callable] = "auto", **kwargs):
+        """This occluder as a ``torchvision.transforms.v2.Transform`` (see
+        :class:`occlusion_synth.adapters.OccludeTorchvision`)."""
+        from .adapters.tv import OccludeTorchvision
+
         return OccludeTorchvision(self, landmarks=landmarks, **kwargs)
 
-    def as_albumentations(self, landmarks: Union[str, Callable] = "aligned", p: float = 1.0):
-        """An albumentations ``ImageOnlyTransform`` (requires ``pip install albumentations``).
+    def as_albumentations(self, landmarks: Union[str, Callable] = "auto", p: float = 1.0, **kwargs):
+        """This occluder as an albumentations transform (see
+        :func:`occlusion_synth.adapters.albumentations_transform`)."""
+        from .adapters import albumentations_transform
 
-        UNTESTED in this project's environment (albumentations is not installed there). The
-        occlusion mask is returned under the ``occlusion_mask`` key of the result dict.
-        """
-        try:
-            import albumentations as A
-        except ImportError:
-            raise ImportError("Occlude.as_albumentations() needs the optional package albumentations "
-                              "(pip install albumentations); use as_torchvision() or call Occlude "
-                              "directly otherwise") from None
-        occ, find = self, _LandmarkFinder(landmarks)
-
-        class _AlbumentationsOcclude(A.ImageOnlyTransform):
-            def __init__(self):
-                super().__init__(p=p)
-
-            def __call__(self, *args, force_apply=False, **data):
-                data = dict(data)
-                if np.random.random() >= self.p and not force_apply:
-                    data["occlusion_mask"] = np.zeros(data["image"].shape[:2], np.uint8)
-                    return data
-                res = occ(data["image"], find(data["image"]), np.random.default_rng(np.random.randint(2**31)))
-                data["image"], data["occlusion_mask"] = res["image"], res["mask"]
-                return data
-
-        return _AlbumentationsOcclude()
+        return albumentations_transform(self, landmarks=landmarks, p=p, **kwargs)
 
 
 class BlockOcclude(Occlude):
@@ -308,74 +449,3 @@ class BlockOcclude(Occlude):
             raise ValueError(f"kind must be one of {F.BLOCK_KINDS + ('random',)}, got {kind!r}")
         super().__init__(templates=None, categories=("block",), coverage=coverage, block_kinds=kinds,
                          block_fill=fill, p=p, max_tries=max_tries)
-
-
-class _LandmarkFinder:
-    """``(H, W, 3) uint8 -> (68, 2)`` from a user callable or a backend name (a class, not a
-    closure, so adapters pickle into spawned DataLoader workers)."""
-
-    def __init__(self, landmarks: Union[str, Callable]):
-        if not callable(landmarks) and landmarks not in ("aligned", "dlib", "mediapipe", "auto"):
-            raise ValueError("landmarks must be a callable or one of aligned, dlib, mediapipe, auto; "
-                             f"got {landmarks!r}")
-        self.landmarks = landmarks
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        if callable(self.landmarks):
-            return _as_landmarks(self.landmarks(image))
-        from .landmarks import detect
-
-        return detect(image, backend=self.landmarks)[0].landmarks
-
-
-class OccludeTorchvision:
-    """``Occlude`` as a torchvision v2 transform on PIL images or ``(3, H, W) uint8`` tensors.
-
-    Landmarks come from ``landmarks``: a callable ``(H, W, 3) uint8 RGB -> (68, 2)`` (or a
-    ``Face``), or a backend name: ``aligned`` (the 68-point predictor on the whole frame, for
-    aligned face crops; the default), ``dlib``, ``mediapipe`` or ``auto``. The random draw is
-    seeded from ``torch``'s generator, so ``torch.manual_seed`` and DataLoader worker seeding
-    control it. Returns the same type as the input (``tv_tensors.Image`` stays one), or
-    ``(image, mask)`` with ``return_mask=True`` (mask as PIL ``L`` or a ``(1, H, W) uint8``
-    tensor). ``on_failure="keep"`` returns the input unchanged (empty mask) when no face is
-    found or no placement fits; the default ``"raise"`` re-raises.
-    """
-
-    def __init__(self, occlude: Occlude, landmarks: Union[str, Callable] = "aligned",
-                 return_mask: bool = False, on_failure: str = "raise"):
-        if on_failure not in ("raise", "keep"):
-            raise ValueError(f"on_failure must be 'raise' or 'keep', got {on_failure!r}")
-        self.occlude, self.find = occlude, _LandmarkFinder(landmarks)
-        self.return_mask, self.on_failure = return_mask, on_failure
-
-    def __call__(self, img: Any):
-        import torch
-
-        is_tensor = isinstance(img, torch.Tensor)
-        if is_tensor:
-            if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] != 3:
-                raise ValueError(f"tensor input must be (3, H, W) uint8, got {tuple(img.shape)} {img.dtype}")
-            arr = np.ascontiguousarray(img.detach().cpu().permute(1, 2, 0).numpy())
-        else:
-            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        try:
-            res = self.occlude(arr, self.find(arr), np.random.default_rng(seed))
-            out, mask = res["image"], res["mask"]
-        except OcclusionSynthError:
-            if self.on_failure == "raise":
-                raise
-            out, mask = arr, np.zeros(arr.shape[:2], np.uint8)
-        if is_tensor:
-            t = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1).contiguous()
-            if type(img) is not torch.Tensor:
-                t = t.as_subclass(type(img))  # keep tv_tensors.Image
-            m = torch.from_numpy(mask)[None]
-            return (t, m) if self.return_mask else t
-        from PIL import Image
-
-        pil = Image.fromarray(out)
-        return (pil, Image.fromarray(mask, mode="L")) if self.return_mask else pil
-
-    def __repr__(self) -> str:
-        return f"OccludeTorchvision(categories={self.occlude.categories}, region={self.occlude.region!r})"

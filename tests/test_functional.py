@@ -93,17 +93,16 @@ def test_composite_untouched_outside_footprint_and_shadow():
     assert (out[26:32, 20].astype(int) <= image[26:32, 20]).all()  # shadow only darkens
 
 
-def test_harmonize_keeps_a_blue_occluder_blue_and_moves_luminance():
-    rgb = np.zeros((30, 30, 3), np.float32)
-    rgb[:] = (40, 90, 230)
-    alpha = np.ones((30, 30), np.float32)
-    dark_face = np.full((30, 30, 3), (70, 45, 35), np.uint8)
-    out = F.harmonize(rgb, alpha, dark_face, strength=0.35)
-    assert out.mean() < rgb.mean()  # darker in a dark scene
-    b = out.reshape(-1, 3).mean(0)
-    assert b[2] > b[0] + 60 and b[2] > b[1] + 40  # still clearly blue
-    assert np.array_equal(F.harmonize(rgb, alpha, dark_face, strength=0.0, chroma_strength=0.0,
-                                      shading=0.0).round(), rgb)
+def test_footprint_mask_and_inside_fraction():
+    alpha = np.array([[0.0, 0.003, 0.49, 1.0]], np.float32)
+    assert F.footprint_mask(alpha).tolist() == [[0, 255, 255, 255]]  # every non-zero alpha
+    face = np.zeros((4, 4), np.uint8)
+    face[:, :2] = 255
+    foot = np.zeros((4, 4), np.uint8)
+    foot[:, 1:3] = 255
+    assert F.inside_fraction(foot, face) == 0.5
+    assert F.inside_fraction(foot[:, 1:3], face, (1, 0, 3, 4)) == 0.5
+    assert F.inside_fraction(np.zeros((4, 4)), face) == 0.0
 
 
 def test_face_region_and_fraction():

@@ -88,3 +88,27 @@ def test_preview_cli_no_face_is_a_user_error(tmp_path, template_dir):
     res = CliRunner().invoke(cli, ["preview", "--templates", str(template_dir), "--src", str(blank),
                                    "-o", str(tmp_path / "x.png"), "--backend", "dlib"])
     assert res.exit_code == 2 and "no face" in res.output.lower()
+
+
+def test_crop_face_pads_with_neutral_grey_not_stretched_borders():
+    from occlusion_synth.preview import PAD_VALUE
+
+    image = np.zeros((120, 120, 3), np.uint8)
+    image[:, :60] = (200, 30, 30)  # a red left half: a stretched border would smear it
+    image[:, 60:] = (30, 200, 30)
+    lm = np.zeros((68, 2))
+    lm[:17] = np.stack([np.linspace(0, 60, 17), np.r_[np.linspace(20, 80, 9), np.linspace(75, 20, 8)]], 1)
+    lm[17:27] = np.stack([np.linspace(5, 55, 10), np.full(10, 15)], 1)
+    lm[36:42], lm[42:48] = (15, 30), (45, 30)
+    crop, _ = crop_face(image, lm, 80)  # the face touches the left edge: the crop reaches past it
+    assert (crop[:, 0] == PAD_VALUE).all()
+    assert not np.any(np.all(crop[:, :5] == (200, 30, 30), axis=-1))
+
+
+def test_sample_labels_name_blocks_by_kind():
+    from occlusion_synth.preview import sample_label
+    from occlusion_synth.transforms import OcclusionParams
+
+    assert sample_label(OcclusionParams(category="block", template="r24")) == "block/r24"
+    assert sample_label(OcclusionParams(category="hand", template="hand/fist")) == "hand/fist"
+    assert sample_label(OcclusionParams(category="none")) == "none"

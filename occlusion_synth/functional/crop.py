@@ -86,12 +86,13 @@ def face_crop_box(landmarks: np.ndarray, margin: float = DEFAULT_MARGIN) -> Crop
     return CropBox(left, top, side)
 
 
-def crop_square(image: np.ndarray, box: CropBox) -> np.ndarray:
-    """Cut ``box`` out of ``image``, padding with black where it leaves the frame.
+def crop_square(image: np.ndarray, box: CropBox, pad_value: int = 0) -> np.ndarray:
+    """Cut ``box`` out of ``image``, padding with ``pad_value`` (black) where it leaves the frame.
 
     Args:
         image: ``(H, W, C)`` or ``(H, W)`` uint8.
         box: the window.
+        pad_value: grey level of the pixels beyond the frame (0 in generated pairs).
 
     Returns:
         ``(box.side, box.side[, C]) uint8``, C-contiguous.
@@ -103,8 +104,8 @@ def crop_square(image: np.ndarray, box: CropBox) -> np.ndarray:
     if any(pad):
         if region.size == 0:  # window entirely outside the frame
             shape = (box.side, box.side) + image.shape[2:]
-            return np.zeros(shape, image.dtype)
-        region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_CONSTANT, value=0)
+            return np.full(shape, pad_value, image.dtype)
+        region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_CONSTANT, value=(pad_value,) * 4)
     return np.ascontiguousarray(region)
 
 
@@ -141,7 +142,7 @@ def resize_image(image: np.ndarray, landmarks: Optional[np.ndarray], size: Optio
 
 
 def face_crop(image: np.ndarray, landmarks: np.ndarray, margin: float = DEFAULT_MARGIN,
-              size: Optional[int] = None, crop: bool = True) -> FaceCrop:
+              size: Optional[int] = None, crop: bool = True, pad_value: int = 0) -> FaceCrop:
     """Frame a face: square crop around ``landmarks`` (``crop=True``), then resize to ``size``.
 
     Args:
@@ -150,6 +151,7 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, margin: float = DEFAULT_
         margin: see :func:`face_crop_box`.
         size: output side (square) or longer side; None keeps the pixels.
         crop: False keeps the whole frame (only the resize applies).
+        pad_value: grey level beyond the frame (see :func:`crop_square`).
 
     Returns:
         :class:`FaceCrop` with landmarks moved into the result's pixels.
@@ -158,7 +160,7 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, margin: float = DEFAULT_
     box = None
     if crop:
         box = face_crop_box(lm, margin)
-        image = crop_square(image, box)
+        image = crop_square(image, box, pad_value)
         lm = lm - (box.left, box.top)
     image, lm = resize_image(image, lm, size)
     return FaceCrop(image, lm.astype(np.float32), box)

@@ -2,11 +2,13 @@
 
 Definitions used everywhere in the project:
 
-* **Occlusion mask**: ``255`` where the occluder's final alpha is ``>= MASK_THRESHOLD`` (0.5),
-  i.e. where the occluder contributes at least half of the pixel; ``0`` elsewhere.
 * **Footprint**: pixels where the final alpha is ``> 0`` (alphas below ``FOOTPRINT_EPS`` are
-  zeroed first). Only footprint pixels (and the shadow footprint, when a shadow is drawn) may
-  change; everything else stays byte-identical.
+  zeroed first: such an alpha changes a pixel by less than half a level, i.e. not at all).
+* **Occlusion mask** (honest): ``255`` on the footprint, ear loops and feathered edges included,
+  and under the shadow when one is drawn; ``0`` elsewhere. Every pixel the occluder changed is in
+  the mask and, with any options, no pixel outside it changes.
+  :func:`alpha_to_mask` with ``MASK_THRESHOLD`` (0.5) gives the stricter "at least half
+  occluder" mask for callers who want it.
 * **Face region**: the convex hull of the 17 jaw points and the 10 eyebrow points, the brow
   points raised along the face's own vertical axis (perpendicular to the eye line, so it
   follows roll) by ``forehead`` x inter-ocular distance (default 0.3) to include some forehead.
@@ -30,6 +32,37 @@ _LEFT_EYE = list(range(42, 48))
 def alpha_to_mask(alpha: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
     """``(H, W)`` float alpha in 0..1 -> ``(H, W) uint8`` mask with values 0/255."""
     return np.where(np.asarray(alpha) >= threshold, 255, 0).astype(np.uint8)
+
+
+def footprint_mask(alpha: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float alpha -> ``(H, W) uint8`` 0/255: 255 wherever alpha > 0 (the honest mask)."""
+    return np.where(np.asarray(alpha) > 0, 255, 0).astype(np.uint8)
+
+
+# Cheeks (iBUG-68 indices, each a closed polygon): skin far from eyes, brows, lips and hair.
+SKIN_POLYGONS = ((1, 2, 3, 4, 48, 31, 29), (15, 14, 13, 12, 54, 35, 29))
+
+
+def skin_polygons(landmarks: np.ndarray) -> list:
+    """The cheek polygons of :data:`SKIN_POLYGONS` in image pixels, as lists of ``[x, y]``."""
+    lm = np.asarray(landmarks, np.float64)
+    return [lm[list(idx)].tolist() for idx in SKIN_POLYGONS]
+
+
+def inside_fraction(footprint: np.ndarray, face_mask: np.ndarray, box=None) -> float:
+    """Fraction of an occluder's footprint that lies inside the face region.
+
+    Args:
+        footprint: ``(h, w)`` mask (> 0 = occluder); the whole image, or a patch at ``box``.
+        face_mask: ``(H, W) uint8`` face region of the whole image.
+        box: ``(x0, y0, x1, y1)`` where ``footprint`` sits when it is a patch.
+    """
+    foot = np.asarray(footprint) > 0
+    total = int(np.count_nonzero(foot))
+    if total == 0:
+        return 0.0
+    region = face_mask if box is None else face_mask[box[1]:box[3], box[0]:box[2]]
+    return int(np.count_nonzero(foot & (region > 0))) / total
 
 
 def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
