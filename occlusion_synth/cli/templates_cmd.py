@@ -17,19 +17,25 @@ def templates() -> None:
 @templates.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("assets"),
               show_default=True, help="Library root to write (<out>/<category>/<name>.png + .json).")
-@click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Noto Color Emoji font file (default: $OCCSYNTH_EMOJI_FONT or the system copy).")
 @click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORIES),
               help="Build only this category (repeatable; default: all).")
-def build(out: Path, font: Path | None, categories: tuple[str, ...]) -> None:
-    """Regenerate the template library deterministically (same bytes every run).
+@click.option("--openclipart", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The openclipart png/ folder (default: $OCCSYNTH_OPENCLIPART or /usr/share/openclipart/png).")
+@click.option("--emoji", is_flag=True,
+              help="Also render the Noto Color Emoji food, drink and hand templates (emoji_<name>).")
+@click.option("--font", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Noto Color Emoji font file for --emoji (default: $OCCSYNTH_EMOJI_FONT or the system copy).")
+def build(out: Path, categories: tuple[str, ...], openclipart: Path | None, emoji: bool, font: Path | None) -> None:
+    """Regenerate the template library deterministically (same bytes every run on one machine).
 
-    Masks are drawn by the project's code; food, drink and hand templates are rendered from the
-    Noto Color Emoji font and are skipped, with a message, when the font is not installed.
+    Masks, hands and the rendered drinks are drawn by the project's code; food and the clip-art
+    drinks come from Debian's public-domain openclipart-png package and are skipped, with a
+    message, when it is not installed (shipped files of a skipped source are left alone).
     """
     from ..templates.build import build_library
 
-    report = build_library(out, font=font, categories=categories or CATEGORIES)
+    report = build_library(out, font=font, categories=categories or CATEGORIES, clipart=openclipart,
+                           emoji=emoji)
     for category, names in report.built.items():
         click.echo(f"{category}: {len(names)} templates")
     for category, reason in report.skipped.items():
