@@ -59,8 +59,6 @@ CLIPART: dict[str, dict[str, tuple[str, str, bool]]] = {
         "corn_cob": ("food/vegetables/corn_cob.png", "corn on the cob with butter", True),
     },
     "drink": {
-        "wine_glass_clear": ("food/beverages/alcohol/wine_glass_christian_h._.png", "empty wine glass", False),
-        "glass_ice": ("food/beverages/glass_01.png", "glass with ice cubes", False),
         "teacup_saucer": ("food/beverages/coffee.png", "white cup of coffee on a saucer", False),
         "mug_red_logo": ("food/beverages/cuppa_schwoo_01.png", "small red mug", False),
         "glass_red_punch": ("food/beverages/drinking_glass_with_red_punch_01.png", "glass of red punch", False),
