@@ -198,3 +198,13 @@ def test_max_size_shrinks_large_cutouts(tmp_path):
     assert max(result.size) == 64
     with pytest.raises(TemplateError, match="unknown category"):
         import_photo(photo, "shoe", tmp_path / "lib")
+
+
+def test_large_photos_are_cut_at_reduced_size_with_the_same_result(tmp_path):
+    rgb = np.array(Image.open(mug_photo(tmp_path / "mug.png")))
+    big = cv2.resize(rgb, (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    alpha = cut_out(big)
+    assert alpha.shape == big.shape[:2]
+    small = cv2.resize(cut_out(rgb), (1600, 1200), interpolation=cv2.INTER_NEAREST) > 127
+    agree = ((alpha > 127) == small).mean()
+    assert agree > 0.98, agree

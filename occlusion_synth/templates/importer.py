@@ -33,6 +33,7 @@ MIN_BACKGROUND_SHARE = 0.12
 GRABCUT_ITERATIONS = 5
 MIN_FOREGROUND, MAX_FOREGROUND = 0.01, 0.95  # plausible cut-out area, fraction of the photo
 DEFAULT_MAX_SIZE = 256
+CUT_SIZE = 800  # photos are segmented at most this many pixels on their longer side
 PAD = 4
 
 
@@ -104,6 +105,12 @@ def cut_out(rgb: np.ndarray, name: str = "<image>") -> np.ndarray:
     h, w = rgb.shape[:2]
     if min(h, w) < 16:
         raise TemplateError(f"{name}: too small to cut out ({w}x{h})")
+    if max(h, w) > CUT_SIZE:
+        # segment a reduced copy (GrabCut is slow and memory-hungry on camera-sized photos) and
+        # scale the soft alpha back up
+        f = CUT_SIZE / max(h, w)
+        small = cv2.resize(rgb, (max(16, round(w * f)), max(16, round(h * f))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(cut_out(small, name), (w, h), interpolation=cv2.INTER_LINEAR)
     band = max(2, int(round(BORDER_FRACTION * min(h, w))))
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = np.zeros((h, w), bool)
