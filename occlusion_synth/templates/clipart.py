@@ -30,6 +30,7 @@ PACKAGE = "openclipart-png"
 INSTALL_HINT = (f"install Debian's public-domain clip art (`apt-get install {PACKAGE}`) or set "
                 f"{CLIPART_ENV} to a copy of its png/ folder")
 SIZE = 240
+FAINT_ALPHA = 96
 OUTLINE_WIDTH = 6.0  # pixels at SIZE: the cartoon outlines of the chosen files are 3-6 px wide
 
 # stem: (file under the png/ root, description, strip a dark outline)
@@ -129,6 +130,9 @@ def clipart_template(path: Path, outline: bool, seed: int) -> np.ndarray:
             rgba = np.array(im.convert("RGBA"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise TemplateError(f"{path}: cannot read clip art ({exc})") from None
+    # faint parts (drop shadows, see-through glass) would change pixels outside the occlusion mask
+    # (alpha >= 0.5): drop what is fainter than FAINT_ALPHA, keeping the anti-aliased ramp above it
+    rgba[..., 3] = np.where(rgba[..., 3] >= FAINT_ALPHA, rgba[..., 3], 0)
     rgba = drop_small_parts(rgba)
     crop, _ = crop_to_alpha(rgba, pad=0)
     h, w = crop.shape[:2]

@@ -22,6 +22,8 @@ import numpy as np
 from .alpha import bleed_transparent, resize_rgba
 
 SUPERSAMPLE = 3
+# least opacity of glass and plastic (above functional.masks.MASK_THRESHOLD = 0.5 with a margin)
+GLASS_MIN_ALPHA = 0.6
 TILT = 0.16  # ellipse minor/major axis ratio of a cross-section (camera slightly above)
 LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])
 
@@ -217,6 +219,9 @@ def render_drink(drink: Drink, height: int = 240, seed: int = 0) -> np.ndarray:
         high *= inside
         rgb = rgb * (1 - np.clip(high, 0, 1)[..., None]) + 255 * np.clip(high, 0, 1)[..., None]
         alpha_body = np.maximum(alpha_body, np.clip(high, 0, 1) * inside)
+        # no part of the vessel is fainter than the occlusion-mask threshold: every pixel a drink
+        # changes is then inside its mask (a see-through glass would hide changes from the mask)
+        alpha_body = np.maximum(alpha_body, GLASS_MIN_ALPHA) * inside
         rgb *= (1 + 0.01 * grain)[..., None]
     alpha = alpha_body.copy()
 
@@ -229,10 +234,7 @@ def render_drink(drink: Drink, height: int = 240, seed: int = 0) -> np.ndarray:
         rim = (d_top <= 1.0) & (d_top >= ((r_top - wall) / r_top) ** 2)
         opening = d_top < ((r_top - wall) / r_top) ** 2
         inner = np.array(drink.colour, np.float64) * (0.55 + 0.25 * (ys - top + ey) / (2 * ey + 1e-6))[..., None]
-        if m == "glass":
-            inner_alpha = 0.35
-        else:
-            inner_alpha = 1.0
+        inner_alpha = GLASS_MIN_ALPHA if m == "glass" else 1.0
         rgb[opening] = inner[opening]
         alpha[opening] = np.maximum(alpha[opening], inner_alpha)
         if drink.liquid is not None and drink.fill > 0:
