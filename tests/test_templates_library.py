@@ -184,3 +184,15 @@ def test_missing_clipart_folder_is_reported_in_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["templates", "build", "--out", str(tmp_path / "x"), "--category", "food",
                                       "--openclipart", str(tmp_path)])
     assert result.exit_code == 2 and "clip art file missing" in result.output
+
+
+def test_no_faint_parts_that_the_occlusion_mask_would_miss(shipped):
+    # the occlusion mask is alpha >= 0.5: apart from the soft edge ramp, no template may have
+    # see-through parts fainter than that (they would change pixels outside the saved mask)
+    import cv2
+
+    for t in shipped:
+        a = t.alpha
+        interior = cv2.erode((a > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        faint = (interior & (a < 128)).sum() / max(1, int((a > 0).sum()))
+        assert faint < 0.01, (t.name, round(float(faint), 3))
