@@ -1,9 +1,20 @@
 """Regenerate the shipped template library (``assets/``) deterministically.
 
-``mask`` templates are drawn by :mod:`occlusion_synth.templates.masks` (project code, MIT);
-``food``, ``drink`` and ``hand`` are rendered from the Noto Color Emoji font (Apache-2.0) by
-:mod:`occlusion_synth.templates.emoji`. Given the same font file and library versions every run
-writes the same bytes (no timestamps, fixed seeds, sorted JSON).
+Sources per category:
+
+* ``mask``: drawn by :mod:`occlusion_synth.templates.masks` (project code, MIT);
+* ``hand``: rendered by :mod:`occlusion_synth.templates.hands` (shaded capsule hands, MIT);
+* ``drink``: rendered by :mod:`occlusion_synth.templates.solids` (shaded cans, mugs, glasses,
+  bottles, MIT) and, when Debian's ``openclipart-png`` is installed, public-domain clip art
+  (:mod:`occlusion_synth.templates.clipart`);
+* ``food``: public-domain clip art from ``openclipart-png``;
+* optionally (``emoji=True``) the older Noto Color Emoji renderings (Apache-2.0,
+  :mod:`occlusion_synth.templates.emoji`), named ``emoji_<stem>``.
+
+A source that is not installed is reported in ``BuildReport.skipped`` (one line with the install
+hint); the files it would have written are left alone (a partial build never deletes shipped
+templates). Given the same inputs and library versions every run writes the same bytes (no
+timestamps, fixed seeds, sorted JSON).
 """
 from __future__ import annotations
 
@@ -23,16 +34,27 @@ from .library import CATEGORIES, DEFAULT_SCALE_RANGES, PathLike
 
 APACHE_LICENCE = "LICENSE-Apache-2.0"  # shipped in assets/, referred to by NOTICE
 EMOJI_SIZE = 240  # longer side of rendered emoji templates, pixels
+SIZE = 240  # height of the rendered hands and drinks, pixels
 
 NOTICE = """\
 occlusion-synth occluder templates
 ==================================
 
-mask/*   Drawn by occlusion-synth's own code (occlusion_synth/templates/masks.py,
-         `occsynth templates build`). Copyright the occlusion-synth authors.
+mask/*, hand/*, and drink/* whose sidecar licence is "MIT"
+         Drawn by occlusion-synth's own code (occlusion_synth/templates/masks.py, hands.py,
+         solids.py; `occsynth templates build`). Copyright the occlusion-synth authors.
          Licence: MIT, the same as the project.
 
-food/*, drink/*, hand/*
+food/*, and drink/* whose sidecar licence is "public-domain"
+         From the Open Clip Art Library (https://openclipart.org), which releases all its
+         clip art into the public domain, as packaged by Debian (openclipart-png,
+         /usr/share/openclipart/png; Debian's copyright file: public domain). Each sidecar
+         names the package version and the file it was made from.
+         Changes made (occlusion_synth/templates/clipart.py): detached parts removed, cropped,
+         dark cartoon outlines removed on some, rescaled to 240 px, mild rounded-edge shading
+         and grain added.
+
+*/emoji_* (only present when built with `occsynth templates build --emoji`)
          Rendered by occlusion-synth (occlusion_synth/templates/emoji.py) from the
          Noto Color Emoji font, Copyright 2013-2021 Google Inc.
          Licence of the emoji images: Apache License, Version 2.0 (a copy is in
@@ -122,12 +144,71 @@ def build_masks(out: Path) -> list[str]:
         meta = sidecar_json("mask", rgba, anchors, "MIT",
                             f"drawn by occlusion_synth.templates.masks.draw_mask({stem!r})", description)
         names.append(_write(out, "mask", stem, rgba, meta))
-    _remove_stale(out / "mask", {n.split("/")[1] for n in names})
     return names
 
 
+def build_hands(out: Path) -> list[str]:
+    """Render every hand pose x skin tone of :data:`hands.HAND_CATALOGUE` into ``out/hand``."""
+    from .hands import HAND_CATALOGUE, POSES, render_hand, seed_for
+    from .importer import guess_anchors
+
+    names = []
+    for pose, tones in HAND_CATALOGUE.items():
+        for tone in tones:
+            stem = f"{pose}_{tone}"
+            rgba = render_hand(pose, tone, SIZE, seed_for(stem))
+            # the forearm leaves the template at the bottom edge
+            anchors = guess_anchors(rgba[..., 3], "hand", (0.0, 1.0))
+            side = "back" if POSES[pose].get("back") else "palm"
+            meta = sidecar_json("hand", rgba, anchors, "MIT",
+                                f"drawn by occlusion_synth.templates.hands.render_hand({pose!r}, {tone!r})",
+                                f"hand, {pose.replace('_', ' ')}, {side} side, {tone} skin")
+            names.append(_write(out, "hand", stem, rgba, meta))
+    return names
+
+
+def build_solids(out: Path) -> list[str]:
+    """Render every procedural drink of :data:`solids.DRINKS` into ``out/drink``."""
+    from .importer import guess_anchors
+    from .solids import DRINKS, render_drink, seed_for
+
+    names = []
+    for stem, drink in DRINKS.items():
+        rgba = render_drink(drink, SIZE, seed_for(stem))
+        anchors = guess_anchors(rgba[..., 3], "drink")
+        meta = sidecar_json("drink", rgba, anchors, "MIT",
+                            f"drawn by occlusion_synth.templates.solids.render_drink(DRINKS[{stem!r}])",
+                            drink.description)
+        names.append(_write(out, "drink", stem, rgba, meta))
+    return names
+
+
+def build_clipart(out: Path, root: Path, categories: Iterable[str]) -> dict[str, list[str]]:
+    """Turn the chosen openclipart files (:data:`clipart.CLIPART`) of ``categories`` into templates.
+
+    Raises:
+        TemplateError: a listed file is missing or unreadable (never skipped silently).
+    """
+    from .clipart import PACKAGE, clipart_catalogue, clipart_template, package_version, seed_for
+    from .importer import guess_anchors
+
+    version = package_version()
+    built: dict[str, list[str]] = {}
+    for category, stem, rel, description, outline in clipart_catalogue(tuple(categories)):
+        path = root / rel
+        if not path.is_file():
+            raise TemplateError(f"{path}: clip art file missing (is {root} a complete {PACKAGE} png/ folder?)")
+        rgba = clipart_template(path, outline, seed_for(stem))
+        anchors = guess_anchors(rgba[..., 3], category)
+        meta = sidecar_json(category, rgba, anchors, "public-domain",
+                            f"Open Clip Art Library, Debian {PACKAGE} {version}, file {rel}; "
+                            "cropped, rescaled and shaded by occlusion_synth.templates.clipart", description)
+        built.setdefault(category, []).append(_write(out, category, stem, rgba, meta))
+    return built
+
+
 def build_emoji(out: Path, font_path: Path, categories: Iterable[str]) -> dict[str, list[str]]:
-    """Render the emoji catalogue of ``categories`` into ``out/<category>``.
+    """Render the emoji catalogue of ``categories`` into ``out/<category>/emoji_<stem>``.
 
     Raises:
         TemplateError: a glyph is missing from the font (never written as an empty template).
@@ -149,30 +230,34 @@ def build_emoji(out: Path, font_path: Path, categories: Iterable[str]) -> dict[s
                             f"Noto Color Emoji {revision} ({font_path.name}) glyph {describe(text)}; "
                             "cropped, rescaled and shaded by occlusion_synth.templates.emoji",
                             stem.replace("_", " "))
-        built.setdefault(category, []).append(_write(out, category, stem, rgba, meta))
-    for category, names in built.items():
-        _remove_stale(out / category, {n.split("/")[1] for n in names})
+        built.setdefault(category, []).append(_write(out, category, f"emoji_{stem}", rgba, meta))
     return built
 
 
 def build_library(out: PathLike, font: Optional[PathLike] = None,
-                  categories: Iterable[str] = CATEGORIES) -> BuildReport:
+                  categories: Iterable[str] = CATEGORIES, clipart: Optional[PathLike] = None,
+                  emoji: bool = False) -> BuildReport:
     """Build the template library into ``out`` (``out/<category>/<stem>.png + .json``, ``out/NOTICE``).
 
     Args:
-        out: library root (created if missing). Stale templates of the built categories are removed;
-            other files (README.md, other folders) are left alone.
-        font: Noto Color Emoji font file; None looks in the usual places
-            (:func:`occlusion_synth.templates.emoji.find_emoji_font`).
+        out: library root (created if missing). Stale templates of a category are removed only
+            when every source of that category was available; other files (README.md, other
+            folders) are left alone.
+        font: Noto Color Emoji font file (only with ``emoji``); None looks in the usual places.
         categories: which categories to build.
+        clipart: the openclipart ``png/`` folder; None looks in $OCCSYNTH_OPENCLIPART and
+            ``/usr/share/openclipart/png``.
+        emoji: also render the Noto Color Emoji templates (``emoji_<stem>``).
 
     Returns:
-        A :class:`BuildReport`; emoji categories are listed in ``skipped`` with the reason and an
-        install hint when no font is available.
+        A :class:`BuildReport`; a source that is not installed is listed in ``skipped`` under its
+        category with the install hint.
 
     Raises:
-        TemplateError: unknown category, unreadable font, or a glyph the font lacks.
+        TemplateError: unknown category, unreadable font, a glyph the font lacks, a listed
+            clip-art file missing.
     """
+    from .clipart import INSTALL_HINT as CLIPART_HINT, find_clipart
     from .emoji import EMOJI_CATEGORIES, INSTALL_HINT, find_emoji_font
 
     out = Path(out)
@@ -182,17 +267,42 @@ def build_library(out: PathLike, font: Optional[PathLike] = None,
         raise TemplateError(f"unknown template categories {bad} (known: {', '.join(CATEGORIES)})")
     report = BuildReport(out=out)
     out.mkdir(parents=True, exist_ok=True)
+    complete: dict[str, bool] = {c: True for c in categories}
+
+    def add(category: str, names: list[str]) -> None:
+        report.built.setdefault(category, []).extend(names)
+
     if "mask" in categories:
-        report.built["mask"] = build_masks(out)
-    emoji_cats = [c for c in categories if c in EMOJI_CATEGORIES]
-    if emoji_cats:
+        add("mask", build_masks(out))
+    if "hand" in categories:
+        add("hand", build_hands(out))
+    if "drink" in categories:
+        add("drink", build_solids(out))
+    clip_cats = [c for c in categories if c in ("food", "drink")]
+    if clip_cats:
+        root = find_clipart(clipart)
+        if root is None:
+            for c in clip_cats:
+                report.skipped[c] = f"clip art not found: {CLIPART_HINT}"
+                complete[c] = False
+        else:
+            for c, names in build_clipart(out, root, clip_cats).items():
+                add(c, names)
+    if emoji:
+        emoji_cats = [c for c in categories if c in EMOJI_CATEGORIES]
         font_path = find_emoji_font(font)
         if font_path is None:
             for c in emoji_cats:
-                report.skipped[c] = f"Noto Color Emoji font not found: {INSTALL_HINT}"
+                reason = f"Noto Color Emoji font not found: {INSTALL_HINT}"
+                report.skipped[c] = f"{report.skipped[c]}; {reason}" if c in report.skipped else reason
+                complete[c] = False
         else:
             report.font = font_path
-            report.built.update(build_emoji(out, font_path, emoji_cats))
+            for c, names in build_emoji(out, font_path, emoji_cats).items():
+                add(c, names)
+    for category, names in report.built.items():
+        if complete.get(category, False):
+            _remove_stale(out / category, {n.split("/")[1] for n in names})
     if report.count:
         atomic_write_bytes(out / "NOTICE", NOTICE.encode("utf-8"))
     if report.font is not None:

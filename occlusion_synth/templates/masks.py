@@ -224,6 +224,15 @@ MASK_STYLES: dict[str, dict] = {
     "cloth_grey": dict(shape="cloth", pattern=("solid", dict(colour="#8d9096")), seam=True, hem=None,
                        loops="ear", loop_colour="#6f7278", grain=0.084,
                        description="cloth mask, heather grey jersey, centre seam"),
+    "surgical_lavender": dict(shape="surgical", pattern=("solid", dict(colour="#c7b8e6")), pleats=3,
+                              hem="#d4c8ec", loops="ear", loop_colour="#f1eff4", grain=0.030,
+                              description="surgical mask, lavender, three pleats"),
+    "kn95_grey": dict(shape="kn95", pattern=("solid", dict(colour="#a9acb1")), seam=True, weld=True,
+                      hem="#b3b6ba", loops="ear", loop_colour="#9a9da2", grain=0.036, tent=1.0,
+                      description="KN95 folded respirator, grey, centre seam, welded edges"),
+    "cloth_denim": dict(shape="cloth", pattern=("stripes", dict(base="#3b5a85", stripe="#34507a", period=3.0)),
+                        seam=True, hem=None, loops="ear", loop_colour="#2e4668", grain=0.080,
+                        description="cloth mask, denim blue, centre seam"),
 }
 
 
