@@ -17,6 +17,8 @@ from .errors import FerPiError
 
 ARCHS = ("resnet50", "resnet34", "resnet18", "tiny")
 AMP_MODES = ("off", "bf16", "fp16")
+LOG_MODES = ("csv", "tensorboard")
+TEACHER_BN_MODES = ("eval", "batch")
 SCHEDULERS = ("none", "cosine", "step")
 
 #: Table 1 rows: which privileged-information terms each method switches on.
@@ -96,6 +98,9 @@ class TrainConfig:
     use_adv: bool = True
     use_rec: bool = True
     sim_on: str = "probs"               # "probs" (softmax outputs) or "logits"
+    # BN of the frozen teacher while fine-tuning: "eval" (running statistics) or "batch" (batch
+    # statistics like the train-mode student, running statistics untouched); docs/training.md
+    teacher_bn: str = "eval"
     # run
     seed: int = 0
     device: str = "auto"                # "auto" | "cpu" | "cuda" | "cuda:1" ...
@@ -103,6 +108,7 @@ class TrainConfig:
     channels_last: bool = True          # used on CUDA only
     deterministic: bool = False         # cudnn deterministic algorithms
     threads: int = 0                    # torch CPU threads (0 = torch's default)
+    log: str = "csv"                    # "csv" (summary.csv) | "tensorboard" (also OUT/tensorboard/)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +128,10 @@ class TrainConfig:
                 bad(key, f"must be one of {', '.join(SCHEDULERS)}")
         if self.method not in METHOD_PRESETS:
             bad("method", f"must be one of {', '.join(METHOD_PRESETS)}")
+        if self.log not in LOG_MODES:
+            bad("log", f"must be one of {', '.join(LOG_MODES)}")
+        if self.teacher_bn not in TEACHER_BN_MODES:
+            bad("teacher_bn", f"must be one of {', '.join(TEACHER_BN_MODES)}")
         if self.sim_on not in ("probs", "logits"):
             bad("sim_on", "must be 'probs' or 'logits'")
         for key in ("image_size", "batch_size", "k1", "k2", "num_classes"):

@@ -15,6 +15,7 @@ COMMANDS = {
     "predict": "fer_pi.cli.eval_cmd:predict",
     "bench": "fer_pi.cli.eval_cmd:bench",
     "ablate": "fer_pi.cli.ablate_cmd:ablate",
+    "tune": "fer_pi.cli.tune_cmd:tune",
 }
 
 

@@ -56,7 +56,15 @@ def _explicit(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _build(method: str, size: str | None, explicit: dict[str, Any], overrides: tuple[str, ...]) -> TrainConfig:
+def _build(method: str, size: str | None, explicit: dict[str, Any], overrides: tuple[str, ...],
+           config: Path | None = None, method_given: bool = True) -> TrainConfig:
+    if config is not None:  # a config.json / best_config.json: presets only where given explicitly
+        cfg = TrainConfig.load(config)
+        if size is not None:
+            cfg = cfg.replace(**SIZE_PRESETS[size])
+        if method_given:
+            cfg.set_method(method)
+        return cfg.replace(**explicit).apply_overrides(list(overrides))
     cfg = TrainConfig.from_preset(method, size, **explicit)
     return cfg.apply_overrides(list(overrides))
 
@@ -132,9 +140,14 @@ def pretrain(data, out, size, arch, weights, batch_size, image_size, seed, devic
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs.")
 @click.option("--pretrain-epochs", type=click.IntRange(min=0), default=None,
               help="Epochs of the pre-training done first when no teacher/student is given.")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from a config JSON (a run's config.json, `fer-pi tune`'s best_config.json); "
+                   "--size/--preset apply only when given, other options and --set override it.")
+@click.option("--log", "log_mode", type=click.Choice(["csv", "tensorboard"]), default=None,
+              help="tensorboard: also write OUT/tensorboard/ (losses, accuracies, reconstructions).")
 def train(data, out, size, arch, weights, batch_size, image_size, seed, device, amp, num_workers,
           on_the_fly, resume, overrides, quiet, preset, teacher, student, pretrained_run, epochs,
-          pretrain_epochs):
+          pretrain_epochs, config, log_mode):
     """Phase 2 (Algorithm 1): fine-tune the student under the frozen teacher.
 
     Without --teacher/--student/--pretrained-run both nets are pretrained first into OUT/pretrain.
@@ -157,14 +170,17 @@ def train(data, out, size, arch, weights, batch_size, image_size, seed, device, 
     explicit = _explicit(data=str(data), arch=arch, weights=weights, batch_size=batch_size,
                          image_size=image_size, seed=seed, device=device, amp=amp, num_workers=num_workers,
                          epochs=epochs, pretrain_epochs=pretrain_epochs,
-                         teacher=str(teacher) if teacher else None, student=str(student) if student else None)
+                         teacher=str(teacher) if teacher else None, student=str(student) if student else None,
+                         log=log_mode)
     if on_the_fly:
         explicit["on_the_fly"] = True
     source = student or teacher
     if source is not None:
         for key, value in _pretrained_config(source).items():
             explicit.setdefault(key, value)
-    cfg = _build(preset, size, explicit, overrides)
+    source = click.get_current_context().get_parameter_source("preset")
+    cfg = _build(preset, size, explicit, overrides, config,
+                 method_given=source is not click.core.ParameterSource.DEFAULT)
     if resume:
         cfg = _resume_config(out, cfg, explicit)
     run(cfg, out, resume=resume, progress=not quiet)
