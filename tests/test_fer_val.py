@@ -130,3 +130,26 @@ def test_evaluate_checkpoint_reports_teacher_and_psnr(pretrained, tmp_path):
     # a pre-training student finds the teacher.pt next to it
     pre = evaluate_checkpoint(cfg.student, manifest, split="test", device="cpu")
     assert pre["teacher"]["checkpoint"].endswith("teacher.pt")
+
+
+def test_teacher_accuracy_reaches_ablation_and_demo_tables(tmp_path):
+    import json
+
+    from fer_pi.ablation import RESULT_COLUMNS, summarize
+    from fer_pi.report import ablation_markdown, write_demo_report
+
+    rows = [{"preset": p, "seed": s, "occluded_acc": f"{40 + s}", "clean_acc": "50", "teacher_acc": f"{70 + s}",
+             "n_test": 10} for p in ("resnet", "full") for s in (0, 1)]
+    assert "teacher_acc" in RESULT_COLUMNS
+    summary = summarize(rows)
+    assert summary[0]["teacher_mean"] == pytest.approx(70.5)
+    md = ablation_markdown(summary)
+    assert "teacher clean acc (%)" in md and "| 70.50 |" in md
+    for name, acc in (("resnet", 0.4), ("full", 0.45)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "evaluation.json").write_text(json.dumps(
+            {"accuracy": acc, "n": 10, "clean": {"accuracy": 0.5, "n": 10},
+             "teacher": {"accuracy": 0.8, "n": 10}, "rec_mse": 0.01, "rec_psnr": 20.0}))
+    text = write_demo_report([tmp_path / "resnet", tmp_path / "full"], tmp_path / "report.md").read_text()
+    assert "teacher clean acc (%)" in text and "| 80.00 |" in text and "rec PSNR (dB)" in text
