@@ -197,9 +197,11 @@ def tune(base: TrainConfig, out: str | Path, sampler: str = "tpe", trials: int =
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=_storage(storage), direction="maximize", load_if_exists=True,
-        sampler=_sampler(sampler, space, base.seed),
         pruner=(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
                 if pruner == "median" else optuna.pruners.NopPruner()))
+    # seeded, but offset by the trials already in the study: a resumed run or a second worker on a
+    # shared storage does not replay the first worker's draws
+    study.sampler = _sampler(sampler, space, base.seed * 100_003 + len(study.trials))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = trials - len(study.get_trials(deepcopy=False, states=done))
     cfg0 = _pretrained(base, out, progress) if remaining > 0 else base
