@@ -197,7 +197,8 @@ def tune(base: TrainConfig, out: str | Path, sampler: str = "tpe", trials: int =
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=_storage(storage), direction="maximize", load_if_exists=True,
-        pruner=(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        # no pruning in the first half of a trial: one epoch's val accuracy is noisy on a small split
+        pruner=(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, base.epochs // 2))
                 if pruner == "median" else optuna.pruners.NopPruner()))
     # seeded, but offset by the trials already in the study: a resumed run or a second worker on a
     # shared storage does not replay the first worker's draws
