@@ -395,7 +395,12 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 tb.log("finetune", row, examples)
             log.info(_line(cfg.method, epoch + 1, cfg.epochs, row))
         if on_epoch is not None:
-            on_epoch(epoch + 1, row)
+            try:
+                on_epoch(epoch + 1, row)
+            except BaseException:  # e.g. optuna.TrialPruned: the event file is still complete
+                if tb is not None:
+                    tb.close()
+                raise
     if tb is not None:
         tb.close()
     if ctx.dist.is_main:
