@@ -173,8 +173,15 @@ def evaluate_checkpoint(checkpoint, manifest, split: str = "test", which: str = 
     decoder = None
     if which == "student" and payload.get("decoder"):
         decoder = Decoder(model.feature_channels, size)
-        decoder.load_state_dict(payload["decoder"])
-        decoder.to(dev).eval()
+        try:
+            decoder.load_state_dict(payload["decoder"])
+            decoder.to(dev).eval()
+        except RuntimeError:  # a checkpoint of the former transposed-convolution decoder
+            from .utils import log
+
+            log.warning(f"{checkpoint}: its decoder predates the resize-convolution decoder; "
+                        "reconstructions are not scored")
+            decoder = None
     dataset = PairedDataset(manifest, split, size, augment=False)
     loader = build_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers)
     result = evaluate(model, loader, dev, decoder=decoder)
