@@ -32,7 +32,8 @@ from .ablation_report import noise_statement, paper_row, write_results_md  # noq
 from .report import EVAL_JSON, pct, write_text
 
 PRESETS: tuple[str, ...] = tuple(METHOD_PRESETS)  # the Table-1 rows, baseline first
-RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "n_test", "rec_mse", "train_s", "checkpoint")
+RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "teacher_acc", "n_test", "rec_mse", "train_s",
+                  "checkpoint")
 GROUP_COLUMNS = ("preset", "seed", "kind", "group", "accuracy", "n")
 # --quick: a CI-sized check of the whole pipeline (not a measurement).
 QUICK_OVERRIDES: dict[str, Any] = dict(arch="tiny", weights="none", image_size=32, pretrain_epochs=1,
@@ -231,7 +232,8 @@ def _row(preset: str, seed: int, res: dict, train_s: float, ckpt: Path) -> dict:
     clean = (res.get("clean") or {}).get("accuracy")
     train_s = _summary_time(Path(ckpt).parent) or train_s
     return {"preset": preset, "seed": seed, "occluded_acc": _pct_num(res.get("accuracy")),
-            "clean_acc": _pct_num(clean), "n_test": res.get("n"),
+            "clean_acc": _pct_num(clean), "teacher_acc": _pct_num((res.get("teacher") or {}).get("accuracy")),
+            "n_test": res.get("n"),
             "rec_mse": "" if res.get("rec_mse") is None else f"{res['rec_mse']:.6f}",
             "train_s": f"{train_s:.1f}", "checkpoint": str(ckpt)}
 
@@ -266,6 +268,8 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
         sel = [r for r in rows if r["preset"] == p]
         mean, std, n = metrics.mean_std(float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != "")
         cmean, cstd, _ = metrics.mean_std(float(r["clean_acc"]) for r in sel if r["clean_acc"] != "")
+        tmean, _, _ = metrics.mean_std(float(r["teacher_acc"]) for r in sel if r.get("teacher_acc", "") != "")
         out.append({"preset": p, "mean": mean, "std": std, "n": n, "clean_mean": cmean, "clean_std": cstd,
+                    "teacher_mean": tmean,
                     "per_seed": [float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != ""]})
     return out

@@ -17,6 +17,8 @@ from .errors import FerPiError
 
 ARCHS = ("resnet50", "resnet34", "resnet18", "tiny")
 AMP_MODES = ("off", "bf16", "fp16")
+LOG_MODES = ("csv", "tensorboard")
+TEACHER_BN_MODES = ("eval", "batch")
 SCHEDULERS = ("none", "cosine", "step")
 
 #: Table 1 rows: which privileged-information terms each method switches on.
@@ -34,10 +36,14 @@ METHOD_PRESETS: dict[str, dict[str, bool]] = {
 #: Size presets: architecture, resolution, schedule.
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     # CPU minutes on a few hundred 64 px pairs; no pretrained weights needed.
+    # Fine-tuning rates for a from-scratch net (pre-trained at 1e-3) and a discriminator that does
+    # not win outright: from `fer-pi tune` on the demo val split (docs/results.md, issue 12).
     "demo": dict(arch="resnet18", weights="none", image_size=64, pretrain_epochs=10, epochs=6,
                  batch_size=16, lr_pretrain=1e-3, lr_teacher=1e-3, num_workers=0,
+                 lr_student=3e-4, lr_disc=4e-5, lambda_adv=0.04, lambda_rec=10.0,
                  threads=1),  # a shared 2-core box: one thread is far faster than two contended ones
-    # Section 5.1: ResNet-50 initialised on ImageNet, RAF-DB faces resized to 88x88.
+    # Section 5.1: ResNet-50 initialised on ImageNet, RAF-DB faces resized to 88x88; the paper's
+    # rates (student 2e-5, D 1e-4) are the TrainConfig defaults.
     "paper-rafdb": dict(arch="resnet50", weights="imagenet", image_size=88, pretrain_epochs=30,
                         epochs=30, batch_size=64, num_workers=8),
     # Section 5.1: AffectNet faces at 224x224 (layer2 tap is then the paper's 28x28x512).
@@ -96,6 +102,9 @@ class TrainConfig:
     use_adv: bool = True
     use_rec: bool = True
     sim_on: str = "probs"               # "probs" (softmax outputs) or "logits"
+    # BN of the frozen teacher while fine-tuning: "eval" (running statistics) or "batch" (batch
+    # statistics like the train-mode student, running statistics untouched); docs/training.md
+    teacher_bn: str = "eval"
     # run
     seed: int = 0
     device: str = "auto"                # "auto" | "cpu" | "cuda" | "cuda:1" ...
@@ -103,6 +112,7 @@ class TrainConfig:
     channels_last: bool = True          # used on CUDA only
     deterministic: bool = False         # cudnn deterministic algorithms
     threads: int = 0                    # torch CPU threads (0 = torch's default)
+    log: str = "csv"                    # "csv" (summary.csv) | "tensorboard" (also OUT/tensorboard/)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,6 +132,10 @@ class TrainConfig:
                 bad(key, f"must be one of {', '.join(SCHEDULERS)}")
         if self.method not in METHOD_PRESETS:
             bad("method", f"must be one of {', '.join(METHOD_PRESETS)}")
+        if self.log not in LOG_MODES:
+            bad("log", f"must be one of {', '.join(LOG_MODES)}")
+        if self.teacher_bn not in TEACHER_BN_MODES:
+            bad("teacher_bn", f"must be one of {', '.join(TEACHER_BN_MODES)}")
         if self.sim_on not in ("probs", "logits"):
             bad("sim_on", "must be 'probs' or 'logits'")
         for key in ("image_size", "batch_size", "k1", "k2", "num_classes"):

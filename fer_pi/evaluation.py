@@ -44,13 +44,15 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
         device: torch device or name.
         decoder: optional :class:`fer_pi.models.Decoder`; when given, the mean reconstruction
             MSE against the de-normalised clean image ([0, 1] RGB, as ``loss_rec``) is reported
-            and the first ``num_examples`` triples are returned under ``"examples"`` (Figure 4).
+            and the mean per-image PSNR in dB (``rec_psnr``); the first ``num_examples`` triples
+            are returned under ``"examples"`` (Figure 4).
         clean_reference: also score the clean images of the same pairs.
         class_names: names for the C outputs (canonical names by default).
 
     Returns:
         ``{"n", "accuracy", "per_class", "per_category", "per_coverage_bin", "confusion",
-        "class_names", "mean_loss", "clean": {...} (if clean_reference), "rec_mse" (if decoder)}``
+        "class_names", "mean_loss", "clean": {...} (if clean_reference), "rec_mse", "rec_psnr"
+        (if decoder)}``
         plus ``"examples"`` (numpy arrays, not JSON; pop it before dumping) when a decoder is given.
         Accuracies are fractions in [0, 1].
     """
@@ -69,7 +71,7 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
     cats: list[str] = []
     fractions: list[float] = []
     loss_sum = 0.0
-    rec_sum, rec_count = 0.0, 0
+    rec_sum, rec_count, psnr_sum = 0.0, 0, 0.0
     ex_clean, ex_occ, ex_rec = [], [], []
     num_classes = None
     try:
@@ -95,7 +97,9 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
                     rec = decoder(feats).float()
                     if rec.shape[-2:] != target.shape[-2:]:
                         rec = F.interpolate(rec, size=target.shape[-2:], mode="bilinear", align_corners=False)
-                    rec_sum += float(((rec - target) ** 2).mean(dim=(1, 2, 3)).sum())
+                    mse = ((rec - target) ** 2).mean(dim=(1, 2, 3))
+                    rec_sum += float(mse.sum())
+                    psnr_sum += float((-10.0 * torch.log10(mse.clamp_min(1e-10))).sum())
                     rec_count += rec.shape[0]
                     take = num_examples - len(ex_clean)
                     if take > 0:
@@ -119,6 +123,7 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
         result["clean"] = {k: clean_rep[k] for k in ("n", "accuracy", "per_class", "confusion", "per_category")}
     if rec_count:
         result["rec_mse"] = rec_sum / rec_count
+        result["rec_psnr"] = psnr_sum / rec_count
         result["examples"] = {"clean": np.stack(ex_clean), "occluded": np.stack(ex_occ),
                               "reconstructed": np.stack(ex_rec)}
     return result
@@ -147,11 +152,14 @@ def evaluate_checkpoint(checkpoint, manifest, split: str = "test", which: str = 
                         device: str = "auto") -> dict:
     """Load a fer_pi checkpoint and :func:`evaluate` it on one split of a paired manifest.
 
-    The reconstruction is scored too when the checkpoint holds a decoder (student only).
+    The reconstruction is scored too when the checkpoint holds a decoder (student only). When the
+    student was trained under a teacher that can be found (:func:`find_teacher`), the teacher is
+    scored on the clean images of the same split: the quality of the guidance.
 
     Returns:
         The :func:`evaluate` dict plus ``checkpoint``, ``which``, ``split``, ``manifest``,
-        ``image_size``, ``arch``, ``method`` and ``phase``.
+        ``image_size``, ``arch``, ``method``, ``phase`` and, when a teacher was found,
+        ``teacher``: ``{"checkpoint", "accuracy" (clean images), "n", "occluded_accuracy"}``.
     """
     from .checkpoint import load_checkpoint
     from .data import PairedDataset, build_loader
@@ -165,15 +173,47 @@ def evaluate_checkpoint(checkpoint, manifest, split: str = "test", which: str = 
     decoder = None
     if which == "student" and payload.get("decoder"):
         decoder = Decoder(model.feature_channels, size)
-        decoder.load_state_dict(payload["decoder"])
-        decoder.to(dev).eval()
+        try:
+            decoder.load_state_dict(payload["decoder"])
+            decoder.to(dev).eval()
+        except RuntimeError:  # a checkpoint of the former transposed-convolution decoder
+            from .utils import log
+
+            log.warning(f"{checkpoint}: its decoder predates the resize-convolution decoder; "
+                        "reconstructions are not scored")
+            decoder = None
     dataset = PairedDataset(manifest, split, size, augment=False)
     loader = build_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers)
     result = evaluate(model, loader, dev, decoder=decoder)
     result.update(checkpoint=str(checkpoint), which=which, split=split, manifest=str(manifest),
                   image_size=size, arch=config.get("arch"), method=config.get("method"),
                   phase=payload.get("phase"))
+    teacher_path = find_teacher(checkpoint, payload) if which == "student" else None
+    if teacher_path is not None:
+        teacher, _ = load_for_inference(teacher_path, which="teacher", device=dev)
+        t = evaluate(teacher, loader, dev, num_examples=0)
+        result["teacher"] = {"checkpoint": str(teacher_path), "accuracy": (t.get("clean") or {}).get("accuracy"),
+                             "n": (t.get("clean") or {}).get("n"), "occluded_accuracy": t.get("accuracy")}
     return result
+
+
+def find_teacher(checkpoint, payload: dict | None = None):
+    """The teacher checkpoint that guided a student: the checkpoint itself when it holds teacher
+    weights (a pre-training ``last.pt``), else the ``teacher`` path in its config, else a
+    ``teacher.pt`` next to it (a pre-training folder). None when none exists."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+
+    payload = load_checkpoint(checkpoint) if payload is None else payload
+    if "teacher" in payload:
+        return Path(checkpoint)
+    named = (payload.get("config") or {}).get("teacher") or ""
+    for candidate in ([Path(named)] if named else []) + [Path(checkpoint).parent / "teacher.pt"]:
+        if candidate.is_file():
+            return candidate
+    return None
+
 
 
 # ----------------------------------------------------------------------------- throughput

@@ -59,9 +59,12 @@ def evaluation_markdown(result: Mapping, title: str = "Evaluation") -> str:
     clean = result.get("clean") or {}
     parts.append(_table(["input", "accuracy (%)", "n"],
                         [["occluded", pct(result.get("accuracy")), result.get("n")]]
-                        + ([["clean (reference)", pct(clean.get("accuracy")), clean.get("n")]] if clean else [])))
+                        + ([["clean (reference)", pct(clean.get("accuracy")), clean.get("n")]] if clean else [])
+                        + ([["teacher on clean (the guide)", pct(result["teacher"].get("accuracy")),
+                             result["teacher"].get("n")]] if result.get("teacher") else [])))
     if "rec_mse" in result:
-        parts.append(f"\nReconstruction MSE ([0, 1] RGB, against the clean image): {result['rec_mse']:.4f}\n")
+        parts.append(f"\nReconstruction MSE ([0, 1] RGB, against the clean image): {result['rec_mse']:.4f}"
+                     + (f", PSNR {result['rec_psnr']:.2f} dB" if "rec_psnr" in result else "") + "\n")
     parts.append("\n### Per class\n\n")
     parts.append(_table(["class", "occluded acc (%)", "clean acc (%)", "n"],
                         [[name, pct(v.get("accuracy")),
@@ -128,12 +131,13 @@ def ablation_markdown(summary: Sequence[Mapping], dataset_note: str = "") -> str
         std = "n/a" if s.get("std") is None or math.isnan(s["std"]) else f"{s['std']:.2f}"
         delta = (f"{s['mean'] - base['mean']:+.2f}" if base and p != "resnet" and not math.isnan(s["mean"]) else "")
         pdelta = (f"{paper['rafdb'] - PAPER_TABLE1['resnet']['rafdb']:+.2f}" if paper and p != "resnet" else "")
-        clean = s.get("clean_mean")
+        clean, teacher = s.get("clean_mean"), s.get("teacher_mean")
         rows.append([p, PRESET_TITLES.get(p, p), f"{s['mean']:.2f}", std, s.get("n", ""), delta,
                      "n/a" if clean is None or math.isnan(clean) else f"{clean:.2f}",
+                     "n/a" if teacher is None or math.isnan(teacher) else f"{teacher:.2f}",
                      f"{paper['rafdb']:.2f}" if paper else "", pdelta])
     header = ["preset", "method", "occluded acc mean (%)", "std", "seeds", "vs resnet",
-              "clean acc (%)", "paper RAF-DB (%)", "paper vs ResNet"]
+              "clean acc (%)", "teacher clean acc (%)", "paper RAF-DB (%)", "paper vs ResNet"]
     text = _table(header, rows)
     return (dataset_note + "\n\n" if dataset_note else "") + text
 
@@ -203,9 +207,12 @@ def write_demo_report(run_dirs: Sequence[str | os.PathLike], out_md: str | os.Pa
              "same pairs' clean images for reference. All numbers were measured by `fer-pi evaluate` on this "
              "machine; the demo data is small and synthetic, so the absolute numbers are not comparable with "
              "the paper's RAF-DB figures.\n\n"]
-    rows = [[m, pct(r.get("accuracy")), pct((r.get("clean") or {}).get("accuracy")), r.get("n"),
-             f"{r['rec_mse']:.4f}" if "rec_mse" in r else ""] for m, r in results.items()]
-    lines.append(_table(["model", "occluded acc (%)", "clean acc (%)", "n test", "rec MSE"], rows))
+    rows = [[m, pct(r.get("accuracy")), pct((r.get("clean") or {}).get("accuracy")),
+             pct((r.get("teacher") or {}).get("accuracy")), r.get("n"),
+             f"{r['rec_mse']:.4f}" if "rec_mse" in r else "",
+             f"{r['rec_psnr']:.2f}" if "rec_psnr" in r else ""] for m, r in results.items()]
+    lines.append(_table(["model", "occluded acc (%)", "clean acc (%)", "teacher clean acc (%)", "n test",
+                         "rec MSE", "rec PSNR (dB)"], rows))
     names_list = list(results)
     if len(names_list) >= 2:
         a, b = results[names_list[0]].get("accuracy"), results[names_list[-1]].get("accuracy")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from .checkpoint import pretraining_fingerprint
-from .config import TrainConfig
+from .config import SIZE_PRESETS, TrainConfig
 from .errors import FerPiError
 
 #: files a pretraining or fine-tuning run writes into its folder
@@ -183,7 +183,8 @@ def resume_config(out: str | os.PathLike, cfg: TrainConfig, explicit: Mapping[st
 
 def configure(method: str, size: str | None, explicit: Mapping[str, Any], overrides: Sequence[str] = (),
               out: str | os.PathLike | None = None, resume: bool = False,
-              pretrained: str | os.PathLike | None = None) -> TrainConfig:
+              pretrained: str | os.PathLike | None = None, config: str | os.PathLike | None = None,
+              method_given: bool = True) -> TrainConfig:
     """Build a run's config: size preset < method preset < ``explicit`` < ``overrides`` (``--set``).
 
     Args:
@@ -194,12 +195,23 @@ def configure(method: str, size: str | None, explicit: Mapping[str, Any], overri
         out, resume: with ``resume`` the saved config of ``out`` wins (:func:`resume_config`).
         pretrained: checkpoint the run starts from; its :data:`INHERITED` settings apply unless
             given explicitly.
+        config: a config JSON to start from (a run's ``config.json``, ``fer-pi tune``'s
+            ``best_config.json``) instead of the presets; ``size`` and ``method`` then apply only
+            when given (``method_given``).
     """
     values = dict(explicit)
     if pretrained is not None:
         for key, value in pretrained_settings(pretrained).items():
             values.setdefault(key, value)
-    cfg = TrainConfig.from_preset(method, size, **values).apply_overrides(list(overrides))
+    if config is not None:
+        cfg = TrainConfig.load(config)
+        if size is not None:
+            cfg = cfg.replace(**SIZE_PRESETS[size])
+        if method_given:
+            cfg.set_method(method)
+        cfg = cfg.replace(**values).apply_overrides(list(overrides))
+    else:
+        cfg = TrainConfig.from_preset(method, size, **values).apply_overrides(list(overrides))
     if resume:
         if out is None:
             raise FerPiError("--resume needs --out")

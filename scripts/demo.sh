@@ -25,7 +25,8 @@ rm -rf "$RUN"; mkdir -p "$RUN"   # runs are cheap: a re-run starts them afresh
 $BIN/occsynth preview --templates assets --src "$DATA/Image/aligned" -n 8 --seed "$SEED" -o "$RUN/pairs_preview.png"
 
 step "4/6 pretrain teacher (clean) and student (occluded) once, shared by both methods"
-# the demo data has no val split, so no checkpoint is selected on test: last.pt is evaluated
+# best.pt is the epoch with the best occluded val accuracy when the pairs have a val split, else
+# the last epoch (nothing is ever selected on test)
 $BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size demo --seed "$SEED" \
     --out "$RUN/pretrain"
 
@@ -33,7 +34,7 @@ step "5/6 fine-tune: baseline (CE only) and full method (sim + LIR + adv + rec)"
 for preset in resnet full; do
   $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size demo --seed "$SEED" \
       --pretrained-run "$RUN/pretrain" --out "$RUN/$preset"
-  $BIN/fer-pi evaluate "$RUN/$preset/last.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
+  $BIN/fer-pi evaluate "$RUN/$preset/best.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
 done
 
 step "6/6 report -> $RUN/report.md"

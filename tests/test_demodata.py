@@ -55,6 +55,15 @@ def test_layout_is_read_back_by_the_rafdb_reader(tiny):
     assert {s["photo"] for s in info["samples"] if s["split"] == "train"} == {
         "astronaut.png", "obama.jpg", "obama2.jpg", "biden.jpg"}
     assert any(s["held_out_photo"] for s in info["samples"] if s["split"] == "test")
+    # identities.csv: one row per face, for identity- or photo-aware val/test splits
+    lines = (tiny / "identities.csv").read_text().splitlines()
+    assert lines[0] == "image,split,identity,photo,photo_in_train" and len(lines) == 1 + len(records)
+    rows = {ln.split(",")[0]: ln.split(",") for ln in lines[1:]}
+    for s in info["samples"]:
+        image, split, ident, photo, seen = rows[s["id"] + ".jpg"]
+        assert (split, ident, photo) == (s["split"], s["identity"], s["photo"])
+        assert seen == str(int(photo in {"astronaut.png", "obama.jpg", "obama2.jpg", "biden.jpg"}))
+    assert rows["train_00001.jpg"][2] in {"collins", "obama", "biden"}
 
 
 def test_demo_reader_attaches_landmarks(tiny):

@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": "fer_pi.cli.eval_cmd:bench",
     "ablate": "fer_pi.cli.ablate_cmd:ablate",
     "report": "fer_pi.cli.report_cmd:report",
+    "tune": "fer_pi.cli.tune_cmd:tune",
 }
 
 

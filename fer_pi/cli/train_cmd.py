@@ -107,9 +107,14 @@ def pretrain(data, out, size, arch, weights, batch_size, image_size, seed, devic
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Fine-tuning epochs.")
 @click.option("--pretrain-epochs", type=click.IntRange(min=0), default=None,
               help="Epochs of the pre-training done first when no teacher/student is given.")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from a config JSON (a run's config.json, `fer-pi tune`'s best_config.json); "
+                   "--size/--preset apply only when given, other options and --set override it.")
+@click.option("--log", "log_mode", type=click.Choice(["csv", "tensorboard"]), default=None,
+              help="tensorboard: also write OUT/tensorboard/ (losses, accuracies, reconstructions).")
 def train(data, out, size, arch, weights, batch_size, image_size, seed, device, amp, num_workers,
           on_the_fly, resume, overwrite, overrides, quiet, preset, teacher, student, pretrained_run, epochs,
-          pretrain_epochs):
+          pretrain_epochs, config, log_mode):
     """Phase 2 (Algorithm 1): fine-tune the student under the frozen teacher.
 
     Without --teacher/--student/--pretrained-run both nets are pretrained first into OUT/pretrain.
@@ -126,7 +131,10 @@ def train(data, out, size, arch, weights, batch_size, image_size, seed, device, 
     explicit = _explicit(data=str(data), arch=arch, weights=weights, batch_size=batch_size,
                          image_size=image_size, seed=seed, device=device, amp=amp, num_workers=num_workers,
                          epochs=epochs, pretrain_epochs=pretrain_epochs, on_the_fly=on_the_fly or None,
-                         teacher=str(teacher) if teacher else None, student=str(student) if student else None)
-    cfg = configure(preset, size, explicit, overrides, out=out, resume=resume, pretrained=student or teacher)
+                         teacher=str(teacher) if teacher else None, student=str(student) if student else None,
+                         log=log_mode)
+    preset_given = click.get_current_context().get_parameter_source("preset") is not click.core.ParameterSource.DEFAULT
+    cfg = configure(preset, size, explicit, overrides, out=out, resume=resume, pretrained=student or teacher,
+                    config=config, method_given=preset_given)
     launch("train", cfg, out, resume=resume, overwrite=overwrite, progress=not quiet)
     _done(f"fine-tuned student ({cfg.method}) -> {out / 'best.pt'}")

@@ -34,12 +34,14 @@ from ..models import Decoder, Discriminator, build_backbone, load_backbone_weigh
 from ..utils import (amp_dtype, autocast, get_rng_state, log, make_scaler, resolve_device,
                      seed_everything, set_rng_state)
 from .loops import accuracy, finetune_epoch, pretrain_epoch
+from .monitor import TensorBoardLog, validate
 from .steps import PrivilegedTask
 
 PRETRAIN_COLUMNS = ("epoch", "phase", "lr", "loss_cls", "loss_cls_teacher", "train_acc",
                     "train_acc_teacher", "val_acc", "val_acc_teacher", "time_s")
 FINETUNE_COLUMNS = ("epoch", "phase", "lr", "lr_disc", "loss_total", "loss_cls", "loss_sim", "loss_ineq",
-                    "loss_adv", "loss_disc", "loss_rec", "train_acc", "val_acc", "val_acc_clean", "time_s")
+                    "loss_adv", "loss_disc", "loss_rec", "train_acc", "val_acc", "val_acc_clean",
+                    "val_acc_teacher", "val_psnr", "time_s")
 
 
 @dataclass
@@ -237,6 +239,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
         cfg.save(out / "config.json")
     metrics: dict[str, Any] = {}
     fingerprint = pretraining_fingerprint(cfg)  # data + arch + seed: a later run checks it before reuse
+    tb = TensorBoardLog(out, purge_step=start + 1) if cfg.log == "tensorboard" and ctx.dist.is_main else None
     for epoch in range(start, cfg.pretrain_epochs):
         t0 = time.perf_counter()
         set_loader_epoch(train_loader, epoch)
@@ -263,7 +266,11 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 "rng": get_rng_state(), "metrics": metrics, "val_split": val_split or "",
                 "fingerprint": fingerprint})
             _write_summary(out / "summary.csv", PRETRAIN_COLUMNS, rows)
+            if tb is not None:
+                tb.log("pretrain", row)
             log.info(_line("pretrain", epoch + 1, cfg.pretrain_epochs, row))
+    if tb is not None:
+        tb.close()
     if ctx.dist.is_main:
         base = {"config": cfg.to_dict(), "phase": "pretrain", "epoch": cfg.pretrain_epochs, "metrics": metrics,
                 "fingerprint": fingerprint}
@@ -276,7 +283,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
 
 def _line(phase: str, epoch: int, total: int, row: dict) -> str:
     keys = [k for k in ("loss_total", "loss_cls", "loss_cls_teacher", "loss_disc", "train_acc", "val_acc",
-                        "val_acc_teacher", "val_acc_clean") if k in row]
+                        "val_acc_teacher", "val_acc_clean", "val_psnr") if k in row]
     parts = " ".join(f"{k} {row[k]:.4f}" for k in keys)
     return f"[{phase}] epoch {epoch}/{total} {parts} ({row['time_s']:.1f} s)"
 
@@ -292,14 +299,22 @@ def _load_net(cfg: TrainConfig, path: str, prefer: str) -> nn.Module:
     return net
 
 
-def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Fine-tune the student under the frozen teacher (Algorithm 1); returns the run folder."""
+def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+             on_epoch: Callable[[int, dict], None] | None = None) -> Path:
+    """Fine-tune the student under the frozen teacher (Algorithm 1); returns the run folder.
+
+    ``on_epoch(epoch, row)`` is called after each epoch's checkpoints are written (``row`` is the
+    summary row, with ``val_acc`` when there is a val split); ``fer-pi tune`` reports to Optuna
+    there and may raise ``optuna.TrialPruned`` to stop the run.
+    """
     out, ctx, payload, cfg, (train_loader, val_loader, val_split) = _start(cfg, out, resume, progress)
     needs_teacher = cfg.use_sim or cfg.use_ineq or cfg.use_adv
     if needs_teacher and not cfg.teacher:
         raise FerPiError(f"preset {cfg.method!r} needs a pretrained teacher: give --teacher CKPT or "
                          "--pretrained-run DIR (or run `fer-pi train` without them to pretrain first)")
-    teacher = _prepare(_load_net(cfg, cfg.teacher, "teacher"), ctx, wrap=False) if needs_teacher else None
+    # the teacher is also loaded without a term that needs it, to report its clean val accuracy
+    wants_teacher = needs_teacher or (bool(cfg.teacher) and val_loader is not None)
+    teacher = _prepare(_load_net(cfg, cfg.teacher, "teacher"), ctx, wrap=False) if wants_teacher else None
     if cfg.student:
         student = _load_net(cfg, cfg.student, "student")
     else:
@@ -325,7 +340,9 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
     sch_s = _scheduler(opt_s, cfg.scheduler, cfg.epochs)
     sch_d = _scheduler(opt_d, cfg.scheduler, cfg.epochs) if opt_d is not None else None
     scalers = (make_scaler(ctx.device, ctx.dtype), make_scaler(ctx.device, ctx.dtype))
-    task = PrivilegedTask(student, teacher, disc, decoder, cfg)
+    task = PrivilegedTask(student, teacher if needs_teacher else None, disc, decoder, cfg)
+    if teacher is not None:
+        teacher.eval().requires_grad_(False)
     start, best, best_epoch = 0, -1.0, 0
     if payload is not None:
         _load_state(opt_s, payload["optim"]["student"]), _load_state(opt_d, payload["optim"].get("disc"))
@@ -337,6 +354,7 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
     if ctx.dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.json")
+    tb = TensorBoardLog(out, purge_step=start + 1) if cfg.log == "tensorboard" and ctx.dist.is_main else None
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         set_loader_epoch(train_loader, epoch)
@@ -347,10 +365,11 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
         for sch in (sch_s, sch_d):
             if sch is not None:
                 sch.step()
+        examples = None
         if val_loader is not None:
-            metrics["val_acc"] = accuracy(student, val_loader, ctx.device, "occluded", ctx.autocast, ctx.channels_last)
-            metrics["val_acc_clean"] = accuracy(student, val_loader, ctx.device, "clean", ctx.autocast,
-                                                ctx.channels_last)
+            val, examples = validate(student, val_loader, ctx.device, teacher, decoder, ctx.autocast,
+                                     ctx.channels_last)
+            metrics.update(val)
         row = dict(epoch=epoch + 1, phase="finetune", lr=lr, lr_disc=lr_d, time_s=time.perf_counter() - t0,
                    **metrics)
         rows.append(row)
@@ -375,7 +394,18 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 "scaler": {"student": scalers[0].state_dict(), "disc": scalers[1].state_dict()},
                 "rng": get_rng_state()})
             _write_summary(out / "summary.csv", FINETUNE_COLUMNS, rows)
+            if tb is not None:
+                tb.log("finetune", row, examples)
             log.info(_line(cfg.method, epoch + 1, cfg.epochs, row))
+        if on_epoch is not None:
+            try:
+                on_epoch(epoch + 1, row)
+            except BaseException:  # e.g. optuna.TrialPruned: the event file is still complete
+                if tb is not None:
+                    tb.close()
+                raise
+    if tb is not None:
+        tb.close()
     if ctx.dist.is_main:
         _finish(out, ctx)
         if val_loader is not None:
@@ -385,8 +415,10 @@ def finetune(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: 
     return out
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """The whole method: pretrain into ``out/pretrain`` when no teacher is given, then fine-tune."""
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          on_epoch: Callable[[int, dict], None] | None = None) -> Path:
+    """The whole method: pretrain into ``out/pretrain`` when no teacher is given, then fine-tune
+    (``on_epoch``: see :func:`finetune`)."""
     out = Path(out)
     needs_teacher = cfg.use_sim or cfg.use_ineq or cfg.use_adv
     if not cfg.student or (needs_teacher and not cfg.teacher):
@@ -395,7 +427,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             pretrain(cfg, pre, resume=resume and (pre / "last.pt").is_file(), progress=progress)
         cfg = cfg.replace(teacher=cfg.teacher or str(pre / "teacher.pt"),
                           student=cfg.student or str(pre / "student.pt"))
-    return finetune(cfg, out, resume=resume and (out / "last.pt").is_file(), progress=progress)
+    return finetune(cfg, out, resume=resume and (out / "last.pt").is_file(), progress=progress,
+                    on_epoch=on_epoch)
 
 
 __all__ = ["FINETUNE_COLUMNS", "PRETRAIN_COLUMNS", "finetune", "pretrain", "resolve_val_split", "train"]

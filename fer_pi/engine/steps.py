@@ -41,6 +41,23 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
+@contextlib.contextmanager
+def batch_statistics(module: nn.Module):
+    """Inside the block, the BatchNorm layers of ``module`` normalise with the batch's statistics
+    (as in train mode) but leave their running statistics and counters untouched."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in bns]
+    for m in bns:
+        m.train(True)
+        m.track_running_stats = False  # forward then passes no running buffers: nothing is updated
+    try:
+        yield module
+    finally:
+        for m, (training, track) in zip(bns, saved):
+            m.train(training)
+            m.track_running_stats = track
+
+
 class PrivilegedTask:
     """The fine-tuning objective (Eq. 8) around a frozen teacher.
 
@@ -98,7 +115,10 @@ class PrivilegedTask:
         logits_o, h_o = self.student(batch["occluded"])
         out = Forward(logits_o, h_o)
         if self.needs_teacher:
-            with torch.no_grad():
+            # teacher_bn="batch": the teacher normalises with batch statistics like the train-mode
+            # student, so BN mode is no cue for D (docs/training.md, "BatchNorm asymmetry")
+            batch_bn = getattr(self.config, "teacher_bn", "eval") == "batch" and self.student.training
+            with torch.no_grad(), (batch_statistics(self.teacher) if batch_bn else contextlib.nullcontext()):
                 out.logits_c, out.h_c = self.teacher(batch["clean"])
         return out
 

@@ -6,12 +6,15 @@ from torch import nn
 
 
 class Decoder(nn.Module):
-    """Three stride-2 transposed convolutions from the stride-8 tap back to a ``(3, S, S)`` image.
+    """Three upsampling layers from the stride-8 tap back to a ``(3, S, S)`` image.
 
-    Each ``ConvTranspose2d(k=4, s=2, p=1)`` doubles the size exactly, so a ``ceil(S/8)`` map becomes
-    ``8 * ceil(S/8)``; when ``S`` is not a multiple of 8 the surplus bottom/right rows and columns
-    (the part of the last feature cell that lies beyond the image) are cropped. Shapes for ResNet-50
-    (``C = 512``):
+    Each layer is a *resize-convolution* (nearest-neighbour 2x upsampling, then a 3 x 3
+    convolution): the paper's "deconvolutional layer" without the checkerboard artefacts of a
+    strided transposed convolution, whose output pixels receive unequal numbers of kernel taps
+    (Odena et al., 2016, "Deconvolution and checkerboard artifacts"). Each layer doubles the size
+    exactly, so a ``ceil(S/8)`` map becomes ``8 * ceil(S/8)``; when ``S`` is not a multiple of 8 the
+    surplus bottom/right rows and columns (the part of the last feature cell that lies beyond the
+    image) are cropped. Shapes for ResNet-50 (``C = 512``):
 
     - 224 px: (B,512,28,28) -> (B,256,56,56) -> (B,128,112,112) -> (B,3,224,224)
     - 88 px:  (B,512,11,11) -> (B,256,22,22) -> (B,128,44,44)   -> (B,3,88,88)
@@ -26,10 +29,14 @@ class Decoder(nn.Module):
         super().__init__()
         self.out_size = int(out_size)
         w1, w2 = max(8, in_channels // 2), max(8, in_channels // 4)
+
+        def up(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(in_channels, w1, 4, stride=2, padding=1), nn.BatchNorm2d(w1), nn.ReLU(True),
-            nn.ConvTranspose2d(w1, w2, 4, stride=2, padding=1), nn.BatchNorm2d(w2), nn.ReLU(True),
-            nn.ConvTranspose2d(w2, 3, 4, stride=2, padding=1),
+            *up(in_channels, w1), nn.BatchNorm2d(w1), nn.ReLU(True),
+            *up(w1, w2), nn.BatchNorm2d(w2), nn.ReLU(True),
+            *up(w2, 3),
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import click
 @click.argument("out", type=click.Path(file_okay=False, writable=True))
 @click.option("--per-class", type=click.IntRange(min=1), default=60, show_default=True,
               help="Training faces per expression class (7 classes).")
-@click.option("--test-per-class", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--test-per-class", type=click.IntRange(min=0), default=50, show_default=True,
               help="Test faces per class (rendered from the held-out photo and, with new random "
                    "draws, the single-photo identities).")
 @click.option("--size", type=click.IntRange(32, 512), default=100, show_default=True,

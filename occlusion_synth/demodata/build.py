@@ -7,6 +7,8 @@ Output (``OUT``)::
     demo_info.json                              photos (origin, licence, split), options, counts,
                                                 per-sample photo/intensity/flip
     demo_landmarks.json                         the 68 landmarks of every face (warp targets)
+    identities.csv                              image,split,identity,photo,photo_in_train per face
+                                                (for identity- or photo-aware val/test splits)
 
 Train/test: the test split renders a **held-out photo** (obama3.jpg, never used for training)
 plus the two identities that have only one photo (astronaut/Collins, Biden) with disjoint
@@ -105,7 +107,11 @@ def _check(per_class: int, test_per_class: int, size: int, seed: int, photos: Se
         raise OcclusionSynthError(f"unknown demo photo(s) {bad}; available: {', '.join(sorted(known))}")
 
 
-def build_demo_dataset(out: PathLike, per_class: int = 60, test_per_class: int = 20, size: int = 100,
+#: Default test faces per class: 50 (350 faces, binomial standard error about 2.6 points at 50 %).
+TEST_PER_CLASS = 50
+
+
+def build_demo_dataset(out: PathLike, per_class: int = 60, test_per_class: int = TEST_PER_CLASS, size: int = 100,
                        seed: int = 0, cache_dir: Optional[PathLike] = None,
                        train_photos: Sequence[str] = TRAIN_PHOTOS, test_photos: Sequence[str] = TEST_PHOTOS,
                        overwrite: bool = False, progress: Optional[Callable[[int], None]] = None) -> dict:
@@ -139,6 +145,7 @@ def build_demo_dataset(out: PathLike, per_class: int = 60, test_per_class: int =
     landmarks = photo_landmarks(paths, names, cache)
     prepared: dict[str, PreparedPhoto] = {
         n: prepare_photo(n, read_image(paths[n]), landmarks[n], size) for n in names}
+    identity = {p.name: p.identity for p in PHOTOS}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -159,6 +166,7 @@ def build_demo_dataset(out: PathLike, per_class: int = 60, test_per_class: int =
                 lines.append(f"{sid}.jpg {CANONICAL_TO_RAFDB[label]}")
                 counts[split][CANONICAL[label]] += 1
                 samples.append({"id": sid, "split": split, "label": label, "photo": photo,
+                                "identity": identity[photo], "photo_in_train": photo in train_photos,
                                 "held_out_photo": photo in HELD_OUT_PHOTOS and photo not in train_photos,
                                 "intensity": round(params["intensity"], 4), "flipped": params["flipped"]})
                 lms[sid] = np.round(lm.astype(float), 2).tolist()
@@ -177,6 +185,9 @@ def build_demo_dataset(out: PathLike, per_class: int = 60, test_per_class: int =
             "counts": counts, "samples": samples,
         }
         (tmp / "demo_info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        (tmp / "identities.csv").write_text("image,split,identity,photo,photo_in_train\n" + "".join(
+            f"{x['id']}.jpg,{x['split']},{x['identity']},{x['photo']},{int(x['photo_in_train'])}\n"
+            for x in samples))
         (tmp / "demo_landmarks.json").write_text(json.dumps(
             {"scheme": "ibug68", "size": size, "landmarks": lms}, sort_keys=True) + "\n")
         if out.exists():
