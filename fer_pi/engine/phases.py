@@ -27,7 +27,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from ..data import PairedDataset, build_loader, manifest_splits, set_loader_epoch
+from ..data import build_loader, manifest_splits, open_split, set_loader_epoch
 from ..distributed import DistInfo, barrier, init_distributed, unwrap
 from ..errors import FerPiError
 from ..models import Decoder, Discriminator, build_backbone, load_backbone_weights
@@ -100,7 +100,7 @@ def _loaders(cfg: TrainConfig, ctx: Context):
         raise FerPiError("--data: a manifest.csv from `occsynth generate` is required")
     occ = _on_the_fly(cfg)
     common = dict(image_size=cfg.image_size, on_the_fly=occ, landmarks=cfg.landmarks, seed=cfg.seed)
-    train_ds = PairedDataset(cfg.data, cfg.train_split, augment=cfg.augment, **common)
+    train_ds = open_split(cfg.data, cfg.train_split, augment=cfg.augment, **common)
     if max(train_ds.labels) >= cfg.num_classes or min(train_ds.labels) < 0:
         raise FerPiError(f"{cfg.data}: labels range {min(train_ds.labels)}..{max(train_ds.labels)} but "
                          f"num_classes={cfg.num_classes} (contempt is 7: use --set num_classes=8)")
@@ -116,7 +116,7 @@ def _loaders(cfg: TrainConfig, ctx: Context):
         if split == cfg.test_split and ctx.dist.is_main:
             log.warning(f"val_split={split!r} is the test split: best.pt is selected on it "
                         "(an optimistic estimate)")
-        val_ds = PairedDataset(cfg.data, split, augment=False, **common)
+        val_ds = open_split(cfg.data, split, augment=False, **common)
         val = build_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.num_workers, ctx.dist.enabled)
     return train, val, split
 
