@@ -51,6 +51,7 @@ class Context:
     dist: DistInfo
     channels_last: bool
     progress: bool
+    compile: bool = False
 
     @property
     def autocast(self) -> Callable:
@@ -68,7 +69,7 @@ def _context(cfg: TrainConfig, progress: bool) -> Context:
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
     return Context(device, amp_dtype(cfg.amp, device), dist,
-                   cfg.channels_last and device.type == "cuda", progress and dist.is_main)
+                   cfg.channels_last and device.type == "cuda", progress and dist.is_main, cfg.compile)
 
 
 def _on_the_fly(cfg: TrainConfig) -> Any:
@@ -138,6 +139,8 @@ def _prepare(model: nn.Module, ctx: Context, wrap: bool = True) -> nn.Module:
     model = model.to(ctx.device)
     if ctx.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if ctx.compile:
+        model.compile()  # in place: state_dict keys stay those of the eager module
     if wrap and ctx.dist.enabled:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
