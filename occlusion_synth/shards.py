@@ -8,8 +8,8 @@ Layout of a shard folder::
     DEST/.shards.jsonl                one line per finished shard (resume state)
     DEST/dataset.json, skipped.csv    copied from the folder output when converting one
 
-A sample is four tar members sharing a key: ``{key}.clean.png``, ``{key}.occluded.png``,
-``{key}.mask.png`` (uint8 0/255) and ``{key}.json`` (``id``, ``split``, ``label``, ``label_name``,
+A sample is four tar members sharing a key: ``{key}.clean.png``, ``{key}.occluded.png``
+(``.jpg`` for a ``--format jpg`` output), ``{key}.mask.png`` (uint8 0/255) and ``{key}.json`` (``id``, ``split``, ``label``, ``label_name``,
 ``category``, ``template``, ``coverage`` = occluded fraction, ``landmarks`` = ``(68, 2)`` list of
 the framed image's points or ``null`` when the source did not keep them, and ``manifest`` = the
 sample's full ``manifest.csv`` row as strings and ``row`` = its position there, so that shards
@@ -301,6 +301,15 @@ def iter_shard(path: os.PathLike | str) -> Iterator[tuple[str, dict[str, bytes]]
         yield key, files
 
 
+def member(files: dict[str, bytes], kind: str) -> Optional[bytes]:
+    """The bytes of a sample's ``kind`` image (``clean``/``occluded``/``mask``), whatever its
+    extension (``png``, ``jpg``); None when absent."""
+    for ext, data in files.items():
+        if ext.split(".", 1)[0] == kind:
+            return data
+    return None
+
+
 # ---------------------------------------------------------------------- folder <-> shards
 def _refuse_nonempty(dest: Path) -> None:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -349,8 +358,9 @@ def folder_to_shards(src: os.PathLike | str, dest: os.PathLike | str, shard_size
             files = {}
             for kind in KINDS:
                 path = src / _safe_rel(row[kind], str(manifest))
+                ext = path.suffix.lstrip(".").lower() or "png"  # clean/occluded may be jpg (--format jpg)
                 try:
-                    files[f"{kind}.png"] = path.read_bytes()
+                    files[f"{kind}.{ext}"] = path.read_bytes()
                 except OSError as exc:
                     raise OcclusionSynthError(f"{path}: cannot read ({exc.strerror or exc})") from None
             writer.add(key, files, dict(sample_meta(row), row=position))
@@ -400,9 +410,9 @@ def shards_to_folder(src: os.PathLike | str, dest: os.PathLike | str) -> int:
                 except (KeyError, ValueError) as exc:
                     raise OcclusionSynthError(f"{src / name}: sample {key} has no usable json ({exc})") from None
                 for kind in KINDS:
-                    data = files.get(f"{kind}.png")
+                    data = member(files, kind)
                     if data is None:
-                        raise OcclusionSynthError(f"{src / name}: sample {key} lacks {kind}.png")
+                        raise OcclusionSynthError(f"{src / name}: sample {key} lacks {kind}.png/.jpg")
                     target = dest / _safe_rel(row[kind], f"{src / name}:{key}")
                     if target.exists():  # shared clean image of several pairs
                         if target.read_bytes() != data:
@@ -426,5 +436,5 @@ def shards_to_folder(src: os.PathLike | str, dest: os.PathLike | str) -> int:
     return len(rows)
 
 
-__all__ = ["INDEX", "KINDS", "ShardRecord", "ShardWriter", "folder_to_shards", "iter_shard", "read_index",
+__all__ = ["INDEX", "KINDS", "ShardRecord", "ShardWriter", "folder_to_shards", "iter_shard", "member", "read_index",
            "sample_key", "sample_meta", "shard_name", "shards_to_folder", "tar_bytes"]

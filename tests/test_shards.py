@@ -139,3 +139,25 @@ def test_hugging_face_datasets_reads_the_shards(pairs, tmp_path, monkeypatch):
     row = ds["test"][0]
     assert np.asarray(row["clean.png"].convert("RGB")).shape == (32, 32, 3)
     assert row["json"]["split"] == "test" and row["json"]["label"] == int(row["json"]["manifest"]["label"])
+
+
+def test_jpg_outputs_keep_their_extension(pairs, tmp_path):
+    from occlusion_synth.io import read_image, write_image
+
+    src = tmp_path / "jpg"
+    rows = _rows(pairs / "manifest.csv")[:3]
+    for row in rows:
+        for kind in ("clean", "occluded", "mask"):
+            rel = row[kind] if kind == "mask" else row[kind][:-4] + ".jpg"
+            write_image(src / rel, read_image(pairs / row[kind])[..., 0] if kind == "mask" else read_image(pairs / row[kind]))
+            row[kind] = rel
+    with open(src / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    folder_to_shards(src, tmp_path / "sh", 10)
+    _, files = next(iter_shard(tmp_path / "sh" / "train-000000.tar"))
+    assert sorted(files) == ["clean.jpg", "json", "mask.png", "occluded.jpg"]
+    code, out = _export(tmp_path / "sh", "--to", "folder", "--dest", tmp_path / "back")
+    assert code == 0, out
+    assert _files(tmp_path / "back") == _files(src)

@@ -265,15 +265,22 @@ class ShardStream(IterableDataset):
     def _item(self, sample: dict) -> dict[str, Any]:
         key = sample["__key__"]
         where = f"{sample.get('__url__', self.data)}:{key}"
+        from occlusion_synth.shards import member
+
+        files = {k: v for k, v in sample.items() if not k.startswith("__")}
         try:
             meta = json.loads(sample["json"])
-            clean = decode_image(sample["clean.png"], f"{where}.clean.png")
-            occluded = decode_image(sample["occluded.png"], f"{where}.occluded.png")
-            mask = decode_image(sample["mask.png"], f"{where}.mask.png")[..., 0]
+            images = {}
+            for kind in ("clean", "occluded", "mask"):
+                data = member(files, kind)
+                if data is None:
+                    raise KeyError(f"{kind}.png")
+                images[kind] = decode_image(data, f"{where}.{kind}")
         except KeyError as exc:
             raise DataError(f"{where}: sample lacks {exc}") from None
         except (ValueError, OcclusionSynthError) as exc:
             raise DataError(f"{where}: {exc}") from None
+        clean, occluded, mask = images["clean"], images["occluded"], images["mask"][..., 0]
         if occluded.shape != clean.shape:
             raise DataError(f"{where}: occluded size {occluded.shape[:2]} differs from clean {clean.shape[:2]}")
         rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(key.encode())])
