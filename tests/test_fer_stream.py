@@ -132,7 +132,9 @@ def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str) -> None
                               distributed=True, drop_last=True)
         set_loader_epoch(loader, epoch)
         ids.append([list(b["id"]) for b in loader])
-    torch.save({"ids": ids}, os.path.join(out, f"ids{rank}.pt"))
+    val = build_loader(ShardStream(shards, "val", 32), 2, False, seed=0, num_workers=2, distributed=True)
+    val_ids = [list(b["id"]) for b in val]
+    torch.save({"ids": ids, "val": val_ids}, os.path.join(out, f"ids{rank}.pt"))
     cfg = TrainConfig.from_preset("full", arch="tiny", weights="none", image_size=32, batch_size=2, epochs=1,
                                   pretrain_epochs=1, data=shards, device="cpu", num_workers=1)
     train(cfg, os.path.join(out, "run"), progress=False)
@@ -143,7 +145,12 @@ def _ddp_worker(rank: int, world: int, port: int, shards: str, out: str) -> None
 def test_ddp_streams_disjoint_shards_with_equal_steps(data, tmp_path):
     _, shards = data
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(shards), str(tmp_path)), nprocs=2, join=True)
-    a, b = (torch.load(tmp_path / f"ids{r}.pt")["ids"] for r in (0, 1))
+    got = [torch.load(tmp_path / f"ids{r}.pt") for r in (0, 1)]
+    a, b = got[0]["ids"], got[1]["ids"]
+    # evaluation: every rank reads the whole split, in the same number of batches (a DDP forward
+    # syncs buffers, so unequal batch counts would hang NCCL)
+    assert got[0]["val"] == got[1]["val"] and sorted(i for x in got[0]["val"] for i in x) == sorted(
+        f"val_{c}_{k:03d}" for c in range(7) for k in range(2))
     for epoch in (0, 1):
         assert len(a[epoch]) == len(b[epoch]) > 0  # same number of steps on both ranks
         ids_a = [i for batch in a[epoch] for i in batch]

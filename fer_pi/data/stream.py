@@ -10,7 +10,7 @@ process), then rank ``r`` of ``R`` takes shards ``r::R`` and DataLoader worker `
 ``w::W`` of those (:func:`split_shards`), so ranks x workers read every shard exactly once. Under
 DDP every rank must run the same number of steps: each worker then yields whole batches only and
 all ranks are cut to the smallest rank's batch count (:func:`worker_quotas`), which drops at most
-a few batches per epoch. Items are those of the folder loader (:func:`~fer_pi.data.paired.make_item`,
+a few batches per epoch. Evaluation streams (no shuffling) read the whole split on every rank. Items are those of the folder loader (:func:`~fer_pi.data.paired.make_item`,
 same joint augmentation); an item's random stream comes from ``(seed, epoch, crc32(key))``, so it
 does not depend on the worker or rank that reads it.
 """
@@ -238,7 +238,14 @@ class ShardStream(IterableDataset):
         order, quotas = self._plan(self.rank, self.world, max(self.num_workers, 1))
         if quotas is not None:
             return sum(quotas[self.rank])
-        return sum(s.count for s in split_shards(order, self.rank, self.world, 0, 1))
+        rank, world = self._split_by()
+        return sum(s.count for s in split_shards(order, rank, world, 0, 1))
+
+    def _split_by(self) -> tuple[int, int]:
+        """(rank, world) the shards are split by. Evaluation (``shuffle=False``) under DDP reads the
+        whole split on every rank: a DDP forward syncs buffers, so ranks must run the same number
+        of batches, and summing R identical counts leaves the accuracy unchanged."""
+        return (self.rank, self.world) if self.shuffle else (0, 1)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         import webdataset as wds
@@ -246,7 +253,7 @@ class ShardStream(IterableDataset):
         winfo = get_worker_info()
         worker, workers = (winfo.id, winfo.num_workers) if winfo is not None else (0, 1)
         order, quotas = self._plan(self.rank, self.world, workers)
-        mine = split_shards(order, self.rank, self.world, worker, workers)
+        mine = split_shards(order, *self._split_by(), worker, workers)
         quota = quotas[self.rank][worker] if quotas is not None else None
         if not mine or quota == 0:
             return
