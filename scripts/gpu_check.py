@@ -46,7 +46,7 @@ with torch.no_grad(), torch.autocast("cuda", torch.bfloat16):
     torch.cuda.synchronize(); per = (time.perf_counter() - t0) / 10
 diff = (out.float() - ref.float()).abs().max().item()
 scale = ref.float().abs().max().item()
-print(json.dumps({"max_abs_diff": diff, "max_abs_logit": scale, "first_call_s": first, "s_per_batch16": per}))
+print("RESULT " + json.dumps({"max_abs_diff": diff, "max_abs_logit": scale, "first_call_s": first, "s_per_batch16": per}))
 sys.exit(0 if diff <= 0.05 * max(scale, 1.0) else 1)
 """
 
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         c = _run("torch.compile resnet50 vs eager", [sys.executable, "-c", COMPILE_SNIPPET], min(150, left()),
                  results)
         if c["status"] == "ok":
-            c["figures"] = json.loads(c["output_tail"].strip().splitlines()[-1])
+            c["figures"] = json.loads(next(line[7:] for line in c["output_tail"].splitlines()
+                                           if line.startswith("RESULT ")))
         _run("pretrain 1 epoch with compile=true", [ferpi, "pretrain", *common, "--epochs", "1", "--set",
                                                     "compile=true", "--out", str(work / "pre_compiled")],
              min(120, left()), results)
