@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench ablation clean-demo
+.PHONY: venv test demo bench ablation clean-demo gpu-check
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/landmark_accuracy.py
 	$(PY) benchmarks/demo_data_quality.py
+
+# CUDA tests, ResNet-50 bench, demo epochs with AMP, torch.compile, NCCL DDP (2+ GPUs): <= 8 min;
+# writes benchmarks/results/gpu.json, exits non-zero without a GPU
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py
 
 ablation: $(STAMP)
 	$(VENV)/bin/fer-pi ablate --out runs/ablation

@@ -110,6 +110,7 @@ class TrainConfig:
     device: str = "auto"                # "auto" | "cpu" | "cuda" | "cuda:1" ...
     amp: str = "off"                    # "off" | "bf16" | "fp16" (CUDA)
     channels_last: bool = True          # used on CUDA only
+    compile: bool = False               # torch.compile the nets in place (checkpoints unchanged)
     deterministic: bool = False         # cudnn deterministic algorithms
     threads: int = 0                    # torch CPU threads (0 = torch's default)
     log: str = "csv"                    # "csv" (summary.csv) | "tensorboard" (also OUT/tensorboard/)

@@ -20,8 +20,9 @@ _existing = click.Path(exists=True, dir_okay=True, path_type=Path)
 def _common(f):
     """Options shared by both commands (applied bottom-up)."""
     opts = [
-        click.option("--data", "data", type=_existing, required=True,
-                     help="OUT/manifest.csv (or OUT) written by `occsynth generate`."),
+        click.option("--data", "data", type=click.Path(path_type=Path), required=True,
+                     help="OUT/manifest.csv (or OUT) written by `occsynth generate`, or WebDataset shards "
+                          "to stream: a shard folder, its index.json or a pattern such as 'shards/train-*.tar'."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
                      help="Run folder to create (config.json, summary.csv, checkpoints, curves.png)."),
         click.option("--size-preset", "--size", "size", type=click.Choice(sorted(SIZE_PRESETS)), default=None,

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 
 from occlusion_synth.errors import OcclusionSynthError, PlacementError
 from occlusion_synth.io import read_image
@@ -47,7 +47,11 @@ def read_manifest(manifest: str | Path) -> list[dict[str, str]]:
 
 
 def manifest_splits(manifest: str | Path) -> list[str]:
-    """The split names present in a manifest, in order of first appearance."""
+    """The split names present in a manifest (or a shard source), in order of first appearance."""
+    from .stream import is_shard_source, shard_splits
+
+    if is_shard_source(manifest):
+        return shard_splits(manifest)
     return list(dict.fromkeys(row["split"] for row in read_manifest(manifest)))
 
 
@@ -155,14 +159,30 @@ class PairedDataset(Dataset):
             if occluded.shape != clean.shape:
                 raise DataError(f"{self.root / row['occluded']}: size {occluded.shape[:2]} differs from "
                                 f"its clean image {clean.shape[:2]}")
-        s = self.image_size
-        clean, occluded, mask = resize(clean, s), resize(occluded, s), resize(mask, s, nearest=True)
-        if self.augment:
-            (clean, occluded), mask = self.augmenter.apply([clean, occluded], mask,
-                                                           self.augmenter.get_params(rng, s))
-        return {"clean": to_tensor(clean), "occluded": to_tensor(occluded), "mask": mask_to_tensor(mask),
-                "label": torch.tensor(int(row["label"]), dtype=torch.int64), "category": category or "",
-                "occluded_fraction": float(fraction), "id": row["id"], "index": index}
+        return make_item(clean, occluded, mask, int(row["label"]), category, fraction, row["id"], index,
+                         self.image_size, self.augmenter if self.augment else None, rng)
+
+
+def make_item(clean: np.ndarray, occluded: np.ndarray, mask: np.ndarray, label: int, category: str,
+              fraction: Any, sample_id: str, index: int, size: int, augmenter: JointAugment | None,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """The training item of one decoded pair (shared by the folder and the shard loaders).
+
+    Args:
+        clean, occluded: ``(H, W, 3) uint8 RGB``; mask: ``(H, W) uint8`` 0/255.
+        size: output side ``S``; augmenter: joint augmentation, or None for none.
+        rng: the item's random stream (augmentation parameters).
+
+    Returns:
+        ``clean``/``occluded`` ``(3, S, S) float32``, ``mask`` ``(1, S, S) float32``, ``label`` int64,
+        ``category``, ``occluded_fraction``, ``id``, ``index``.
+    """
+    clean, occluded, mask = resize(clean, size), resize(occluded, size), resize(mask, size, nearest=True)
+    if augmenter is not None:
+        (clean, occluded), mask = augmenter.apply([clean, occluded], mask, augmenter.get_params(rng, size))
+    return {"clean": to_tensor(clean), "occluded": to_tensor(occluded), "mask": mask_to_tensor(mask),
+            "label": torch.tensor(int(label), dtype=torch.int64), "category": category or "",
+            "occluded_fraction": float(fraction), "id": sample_id, "index": index}
 
 
 class EpochSampler(Sampler[int]):
@@ -191,6 +211,11 @@ def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0
 
     Call :func:`set_loader_epoch` before each epoch.
     """
+    if isinstance(dataset, IterableDataset):  # shard stream: it splits and shuffles itself
+        dataset.configure(batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                          num_workers=num_workers)
+        return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
+                          pin_memory=pin_memory, persistent_workers=False)
     if distributed:
         sampler: Sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     else:

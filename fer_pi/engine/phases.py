@@ -27,7 +27,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, pretraining_fingerprint, save_checkpoint
 from ..config import TrainConfig
-from ..data import PairedDataset, build_loader, manifest_splits, set_loader_epoch
+from ..data import build_loader, manifest_splits, open_split, set_loader_epoch
 from ..distributed import DistInfo, barrier, init_distributed, unwrap
 from ..errors import FerPiError
 from ..models import Decoder, Discriminator, build_backbone, load_backbone_weights
@@ -53,6 +53,7 @@ class Context:
     dist: DistInfo
     channels_last: bool
     progress: bool
+    compile: bool = False
 
     @property
     def autocast(self) -> Callable:
@@ -70,7 +71,7 @@ def _context(cfg: TrainConfig, progress: bool) -> Context:
         torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cudnn.deterministic = cfg.deterministic
     return Context(device, amp_dtype(cfg.amp, device), dist,
-                   cfg.channels_last and device.type == "cuda", progress and dist.is_main)
+                   cfg.channels_last and device.type == "cuda", progress and dist.is_main, cfg.compile)
 
 
 def _on_the_fly(cfg: TrainConfig) -> Any:
@@ -102,7 +103,7 @@ def _loaders(cfg: TrainConfig, ctx: Context):
         raise FerPiError("--data: a manifest.csv from `occsynth generate` is required")
     occ = _on_the_fly(cfg)
     common = dict(image_size=cfg.image_size, on_the_fly=occ, landmarks=cfg.landmarks, seed=cfg.seed)
-    train_ds = PairedDataset(cfg.data, cfg.train_split, augment=cfg.augment, **common)
+    train_ds = open_split(cfg.data, cfg.train_split, augment=cfg.augment, **common)
     if max(train_ds.labels) >= cfg.num_classes or min(train_ds.labels) < 0:
         raise FerPiError(f"{cfg.data}: labels range {min(train_ds.labels)}..{max(train_ds.labels)} but "
                          f"num_classes={cfg.num_classes} (contempt is 7: use --set num_classes=8)")
@@ -118,7 +119,7 @@ def _loaders(cfg: TrainConfig, ctx: Context):
         if split == cfg.test_split and ctx.dist.is_main:
             log.warning(f"val_split={split!r} is the test split: best.pt is selected on it "
                         "(an optimistic estimate)")
-        val_ds = PairedDataset(cfg.data, split, augment=False, **common)
+        val_ds = open_split(cfg.data, split, augment=False, **common)
         val = build_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.num_workers, ctx.dist.enabled)
     return train, val, split
 
@@ -140,6 +141,8 @@ def _prepare(model: nn.Module, ctx: Context, wrap: bool = True) -> nn.Module:
     model = model.to(ctx.device)
     if ctx.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if ctx.compile:
+        model.compile()  # in place: state_dict keys stay those of the eager module
     if wrap and ctx.dist.enabled:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)

@@ -18,6 +18,7 @@ COMMANDS = {
     "preview": "occlusion_synth.cli.preview:preview",
     "generate": "occlusion_synth.cli.generate:generate",
     "merge": "occlusion_synth.cli.generate:merge",
+    "export": "occlusion_synth.cli.export_cmd:export",
 }
 
 
