@@ -9,11 +9,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pytest_configure(config):
-    # registered here until setup.cfg's [tool:pytest] markers list it
-    config.addinivalue_line("markers", "cuda: needs an NVIDIA GPU (run by `make gpu-check`; skipped without one)")
-
-
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Path]:
     """Real public-domain face photos: ``{name: path}`` (astronaut.png, obama*.jpg, biden.jpg, 32bit.png)."""
