@@ -63,7 +63,7 @@ def test_shipped_templates_follow_conventions(shipped):
     for tpl in shipped:
         assert tpl.rgba.dtype == np.uint8 and tpl.rgba.ndim == 3 and tpl.rgba.shape[2] == 4
         assert 150 <= max(tpl.size) <= 256, tpl.name
-        assert tpl.licence in ("MIT", "Apache-2.0") and tpl.source, tpl.name
+        assert tpl.licence in ("MIT", "Apache-2.0", "public-domain") and tpl.source, tpl.name
         assert "center" in tpl.anchors
         lo, hi = tpl.scale_range
         assert 0 < lo <= hi
@@ -114,7 +114,7 @@ def test_hand_wrist_anchors_lie_on_the_hand(shipped):
         assert tpl.alpha[int(y), int(x)] > 0, tpl.name
         cx, cy = tpl.anchors["center"]
         assert np.hypot(x - cx, y - cy) > 0.25 * max(tpl.size), tpl.name  # at the hand's end
-    assert tpl_below("hand/raised_hand_light", shipped) and tpl_below("hand/thumbs_up_medium", shipped)
+    assert tpl_below("hand/open_palm_light", shipped) and tpl_below("hand/thumb_up_light", shipped)
 
 
 def tpl_below(name: str, lib: TemplateLibrary) -> bool:
@@ -356,14 +356,18 @@ def test_build_masks_is_deterministic_and_matches_shipped(tmp_path):
     assert validate_templates(tmp_path / "a") == []
 
 
-def test_build_without_font_skips_emoji_categories_clearly(tmp_path, monkeypatch):
+def test_build_without_sources_skips_categories_clearly(tmp_path, monkeypatch):
+    from occlusion_synth.templates import clipart
+
     monkeypatch.delenv(emoji.FONT_ENV, raising=False)
+    monkeypatch.delenv(clipart.CLIPART_ENV, raising=False)
     monkeypatch.setattr(emoji, "FONT_CANDIDATES", (str(tmp_path / "nope.ttf"),))
+    monkeypatch.setattr(clipart, "CLIPART_ROOT", tmp_path / "no-clipart")
     # two mask styles are enough here (the full mask build is tested above)
     monkeypatch.setattr(masks, "MASK_STYLES", {k: masks.MASK_STYLES[k] for k in ("surgical_blue", "cloth_dots")})
-    report = build_library(tmp_path / "lib", categories=["mask", "hand"])
+    report = build_library(tmp_path / "lib", categories=["mask", "food"], emoji=True)
     assert report.built == {"mask": ["mask/surgical_blue", "mask/cloth_dots"]}
-    assert "fonts-noto-color-emoji" in report.skipped["hand"]
+    assert "openclipart-png" in report.skipped["food"] and "fonts-noto-color-emoji" in report.skipped["food"]
     result = CliRunner().invoke(cli, ["templates", "build", "--out", str(tmp_path / "x"),
                                       "--category", "food"])
     assert result.exit_code == 2
@@ -376,17 +380,13 @@ def test_build_without_font_skips_emoji_categories_clearly(tmp_path, monkeypatch
 
 
 @needs_font
-def test_build_emoji_matches_shipped(tmp_path):
-    report = build_library(tmp_path, font=FONT, categories=["hand", "food", "drink"])
-    assert report.font == FONT and not report.skipped
+def test_build_emoji_templates_validate(tmp_path):
+    # emoji renderings are optional (not shipped): they must build and pass the validator
+    report = build_library(tmp_path, font=FONT, categories=["hand", "food", "drink"], emoji=True)
+    assert report.font == FONT
     assert validate_templates(tmp_path) == []
-    shipped_source = json.loads((assets_dir() / "food" / "apple.json").read_text())["source"]
-    revision = emoji.font_revision(FONT)
-    if f"Noto Color Emoji {revision} " not in shipped_source:
-        pytest.skip(f"installed font revision {revision} differs from the shipped one ({shipped_source})")
-    for category in ("hand", "food", "drink"):
-        assert_same_assets(tmp_path / category, assets_dir() / category)
-    assert (tmp_path / "LICENSE-Apache-2.0").read_bytes() == (assets_dir() / "LICENSE-Apache-2.0").read_bytes()
+    names = [n for built in report.built.values() for n in built if "/emoji_" in n]
+    assert names and (tmp_path / "LICENSE-Apache-2.0").is_file()
 
 
 @needs_font
