@@ -188,9 +188,14 @@ def test_shipped_masks_fit_every_face(shipped, faces):
     for template in shipped.by_category("mask"):
         occ = Occlude(templates=TemplateLibrary([template]), categories=("mask",))
         for name, image, lm in _cases(faces):
-            mask = occ(image, lm, np.random.default_rng(0))["mask"]
+            res = occ(image, lm, np.random.default_rng(0))
+            mask = res["mask"]
             assert _inside(mask, lm[[30, 33, 48, 51, 54, 57, 62, 66]]).all(), (template.name, name)
-            assert not _inside(mask, lm[36:48]).any(), (template.name, name)
+            # the eyes stay visible: the honest mask includes the soft top edge (which may reach a
+            # lower lid on a rolled head), so the check is on what changed at the eye points
+            change = np.abs(res["image"].astype(int) - image.astype(int)).max(-1)
+            pts = np.round(lm[36:48]).astype(int)
+            assert change[pts[:, 1], pts[:, 0]].max() <= 16, (template.name, name)
             assert _inside(mask, lm[[4, 8, 12]] + (lm[[30]] - lm[[4, 8, 12]]) * 0.1).all(), (template.name, name)
 
 

@@ -87,6 +87,8 @@ def test_darkened_photo_gives_a_darker_occluder(category, occluders, crops):
         sel = mask > 0
         ratio = F.luma(out_dark[sel]).mean() / F.luma(out[sel]).mean()
         assert ratio <= 0.6, f"{params.template}: occluder keeps {ratio:.2f} of its brightness"
+        if category == "hand":  # a hand takes the person's skin tone: a dark template may get lighter
+            continue
         before, _ = occ.apply(dark, replace(params, harmonise=None))
         assert F.luma(before[sel]).mean() > F.luma(out_dark[sel]).mean()
 
