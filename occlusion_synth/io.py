@@ -5,11 +5,12 @@ palette, RGBA/LA (composited on black), CMYK, 16-bit and EXIF orientation.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import IO, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -204,15 +205,31 @@ def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = False) -> None
     ``fsync=True`` also flushes the data to disk before the rename (checkpoints: survives a power
     loss, at a cost that generation's many small files do not pay).
     """
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def atomic_write_lines(path: PathLike, *chunks: Iterable[str]) -> None:
+    """Write text lines (UTF-8, no newline translation) atomically, streaming each iterable of
+    ``chunks`` in turn (e.g. a header list, then a generator of rows)."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        for lines in chunks:
+            fh.writelines(lines)
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` (``os.replace``),
+    on an exception it is removed. The file gets the mode ``open()`` would give it."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, p)
     except BaseException:

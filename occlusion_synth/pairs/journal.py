@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, atomic_write_lines
 from .layout import JOURNAL_NAME, KINDS, STATE_DIR
 from .store import IdState, RowStore
 
@@ -236,32 +236,6 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
     atomic_write_bytes(out / "dataset.json",
                        (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
     return counts
-
-
-def atomic_write_lines(path: Path, head: Iterable[str], lines: Iterable[str]) -> None:
-    """Write text lines (UTF-8) through a temporary file and ``os.replace``, streaming."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.writelines(head)
-            fh.writelines(lines)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_landmark_cache(out: os.PathLike | str) -> dict[str, tuple]:

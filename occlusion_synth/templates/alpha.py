@@ -119,3 +119,17 @@ def soft_edge_width(alpha: np.ndarray) -> float:
     if n == 0:
         return 0.0
     return float(((alpha > 0) & (alpha < 255)).sum()) / n
+
+
+def keep_main_parts(fg: np.ndarray, min_fraction: float = 0.15) -> np.ndarray:
+    """Drop specks: keep the 8-connected parts of the binary ``fg`` ``(h, w) uint8`` whose area is
+    at least ``min_fraction`` of the largest part. Returns ``(h, w) uint8`` 0/1."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n <= 2:
+        return fg
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(n, bool)
+    keep[1:] = areas >= min_fraction * areas.max()
+    return keep[labels].astype(np.uint8)

@@ -215,16 +215,15 @@ def drop_small_parts(rgba: np.ndarray, min_fraction: float = 0.15) -> np.ndarray
     """
     import cv2
 
+    from .alpha import keep_main_parts
+
     # parts are found on the clearly visible pixels, so faint anti-aliasing does not join them
     solid = (rgba[..., 3] > 64).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-    if n <= 2:
+    kept = keep_main_parts(solid, min_fraction)
+    if kept is solid:
         return rgba
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.zeros(n, bool)
-    keep[1:] = areas >= min_fraction * areas.max()
     # grow the kept parts by 2 px to take their soft edges back
-    kept = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    kept = cv2.dilate(kept, np.ones((5, 5), np.uint8)) > 0
     out = rgba.copy()
     out[~kept] = 0
     return out

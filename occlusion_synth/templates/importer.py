@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import TemplateError
 from ..io import atomic_write_bytes
-from .alpha import alpha_centroid, crop_to_alpha, resize_rgba
+from .alpha import alpha_centroid, crop_to_alpha, keep_main_parts, resize_rgba
 from .library import CATEGORIES, PathLike, guess_mask_anchors
 from .sidecar import read_sidecar
 
@@ -139,7 +139,7 @@ def cut_out(rgb: np.ndarray, name: str = "<image>") -> np.ndarray:
     cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, GRABCUT_ITERATIONS,
                 cv2.GC_INIT_WITH_MASK)
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    fg = _keep_main_parts(cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
+    fg = keep_main_parts(cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)))
     frac = float(fg.mean())
     if frac < MIN_FOREGROUND:
         raise TemplateError(f"{name}: the cut-out object is too small ({100 * frac:.1f}% of the photo)")
@@ -149,19 +149,6 @@ def cut_out(rgb: np.ndarray, name: str = "<image>") -> np.ndarray:
     # anti-aliased edge: blur the binary cut-out a little, keep the inside opaque
     soft = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), 0.8)
     return np.clip(np.round(soft * 255.0), 0, 255).astype(np.uint8)
-
-
-def _keep_main_parts(fg: np.ndarray, min_fraction: float = 0.15) -> np.ndarray:
-    """Drop specks: keep connected parts of at least ``min_fraction`` of the largest part."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 2:
-        return fg
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.zeros(n, bool)
-    keep[1:] = areas >= min_fraction * areas.max()
-    return keep[labels].astype(np.uint8)
 
 
 def _extreme(alpha: np.ndarray, direction: tuple[float, float], depth: float) -> tuple[float, float]:
