@@ -2,7 +2,10 @@
 
 Imports :mod:`.config`, :mod:`.plan` and :mod:`.sample`.
 
-Interface (for another engine, e.g. a Ray executor)::
+Two executors: :class:`LocalExecutor` here and :class:`~occlusion_synth.pairs.ray_executor.RayExecutor`
+(imported only when chosen: Ray is optional); :func:`build_executor` picks one from the options.
+
+Interface (for another engine)::
 
     class Executor(Protocol):
         def map(self, spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[SampleResult]: ...
@@ -141,3 +144,14 @@ class LocalExecutor:
             finally:
                 for fut in pending:
                     fut.cancel()
+
+
+def build_executor(cfg) -> Executor:
+    """The executor a :class:`~occlusion_synth.pairs.config.PairsConfig` asks for (``executor``,
+    ``workers``, ``chunksize``, ``ray_address``)."""
+    if cfg.executor == "ray":
+        from .ray_executor import RayExecutor, import_ray
+
+        import_ray()  # a missing Ray fails before the output folder is touched
+        return RayExecutor(cfg.workers, cfg.chunksize, cfg.ray_address)
+    return LocalExecutor(cfg.workers, cfg.chunksize)

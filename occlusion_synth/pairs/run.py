@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from ..errors import OcclusionSynthError
 from ..io import atomic_write_bytes
 from .config import PairsConfig
-from .executor import Executor, LocalExecutor
+from .executor import Executor, build_executor
 from .journal import Journal, Summary, dataset_info, finalize, read_landmark_cache, reason_kind, template_info
 from .layout import OPTIONS_NAME, STATE_DIR, OutputLock, os_error_message, prepare_out, remove_outputs, remove_stale_temp
 from .plan import ReaderSkip, plan_tasks
@@ -90,7 +90,8 @@ def generate_pairs(config: PairsConfig, *, command: Optional[str] = None,
             module-level function when ``workers > 1``); the object needs
             ``get_params(image, landmarks, rng)`` and ``apply(image, params) -> (image, mask)``.
             Default: the real ``Occlude``.
-        executor: where samples run; default :class:`LocalExecutor` with ``config.workers``.
+        executor: where samples run; default: :func:`~occlusion_synth.pairs.executor.build_executor`
+            (``config.executor``: local processes or Ray actors, ``config.workers`` of them).
 
     Returns:
         A :class:`Summary`; ``counts`` are the totals now in ``out`` (as in dataset.json).
@@ -113,12 +114,12 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
 
     reader = get_reader(cfg.src)
     kwargs = reader_kwargs(reader, cfg)
+    executor = executor or build_executor(cfg)
     out = prepare_out(cfg.out)
     start = time.perf_counter()
     summary = Summary(out=str(out))
     stats: dict = {}
     skips: Counter = Counter()
-    executor = executor or LocalExecutor(cfg.workers, cfg.chunksize)
     with OutputLock(out), ExitStack() as stack:
         if cfg.overwrite:
             remove_outputs(out)
