@@ -62,6 +62,17 @@ def test_ray_output_is_byte_identical_to_local(ray_cluster, raf, local_out, tmp_
     assert tree_bytes(out) == tree_bytes(local_out)
 
 
+def test_ray_webdataset_shards_are_byte_identical_to_local(ray_cluster, raf, tmp_path):
+    kw = dict(KW, root=str(raf), output="webdataset", shard_size=5)
+    generate_pairs(PairsConfig(out=str(tmp_path / "local"), **kw))
+    generate_pairs(PairsConfig(out=str(tmp_path / "ray"), workers=2, **kw), executor=RayExecutor(workers=2))
+
+    def shards(out):
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".tar" or p.name == "index.json"}
+
+    assert len(shards(tmp_path / "ray")) == 7 and shards(tmp_path / "ray") == shards(tmp_path / "local")
+
+
 _MARKER = "OCCSYNTH_TEST_DIE_ONCE"  # set by the ray_cluster fixture, so its workers see it
 
 

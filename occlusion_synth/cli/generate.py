@@ -221,8 +221,9 @@ def _report(summary) -> None:
         total = sum(summary.stage_seconds.values()) or 1.0
         click.echo("time per stage: " + ", ".join(f"{k} {100 * v / total:.0f}%"
                                                   for k, v in summary.stage_seconds.items()))
+    index = "manifest.csv" if (Path(summary.out) / "manifest.csv").is_file() else "tar shards, index.json"
     click.echo(f"{summary.out}: {c.get('pairs', 0)} pairs ({c.get('clean_images', 0)} clean images), "
-               f"{c.get('skipped', 0)} skipped; manifest.csv, skipped.csv, dataset.json")
+               f"{c.get('skipped', 0)} skipped; {index}, skipped.csv, dataset.json")
 
 
 @click.command()
