@@ -235,6 +235,7 @@ class ShardWriter:
         self._done.setdefault(split, []).append(rec)
         self._keys[name] = keys
         self._done_keys.update(keys)
+        self._seen.difference_update(keys)  # queued keys only: finished ones are in _done_keys
 
     def close(self, info: Optional[dict] = None) -> dict:
         """Write the last partial shard of every split and ``index.json``; returns the index.

@@ -9,6 +9,7 @@ Modules, lowest first (each imports only modules above it in this list)::
     journal   journal.jsonl -> manifest.csv, skipped.csv, landmarks.jsonl, dataset.json  (layout)
     executor  Executor protocol + LocalExecutor (process pool)         (plan, sample)
     ray_executor  RayExecutor: the same workers on Ray actors (ray imported lazily)  (executor)
+    shard_output  output="webdataset": staging folder -> journal -> shards.ShardWriter  (executor, journal)
     run       generate_pairs: wires plan -> executor -> journal        (all of the above)
     merge     merge_pairs: shard outputs -> one output                 (journal, layout)
 

@@ -134,7 +134,7 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         library = _load_library(cfg)
         templates = template_info(library, cfg.categories)
         cache = read_landmark_cache(cfg.landmark_cache) if cfg.landmarks == "cached" else None
-        shards = ShardOutput(out, cfg.shard_size) if cfg.output == "webdataset" else None
+        shards = ShardOutput(out, cfg.shard_size, cfg.progress) if cfg.output == "webdataset" else None
         files_root = out if shards is None else shards.staging
         remove_stale_temp(files_root)
         journal = Journal(out)

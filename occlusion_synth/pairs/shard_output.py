@@ -73,8 +73,9 @@ def remove_shards(out: Path) -> None:
 class ShardOutput:
     """The shard side of one WebDataset run (see the module docstring)."""
 
-    def __init__(self, out: Path, shard_size: int):
+    def __init__(self, out: Path, shard_size: int, progress: bool = False):
         self.out = Path(out)
+        self.progress = progress
         self.staging = staging_dir(self.out)
         self.writer = ShardWriter(self.out, shard_size, resume=True)
         self._done = self.writer.done_keys()
@@ -131,9 +132,13 @@ class ShardOutput:
     def write(self, items: Callable[[], Iterator[dict]]) -> None:
         """Feed the pairs (``items()``: manifest order, from :func:`~.journal.finalize`) into the
         shards; write index.json."""
+        from tqdm import tqdm
+
         self._check_finished(items())
         skip = self._done
+        bar = tqdm(unit="pair", desc="shards", disable=not self.progress, dynamic_ncols=True)
         for position, item in enumerate(items()):
+            bar.update(1)
             row = item["row"]
             key = sample_key(str(row["id"]))
             if key in skip:
@@ -143,6 +148,7 @@ class ShardOutput:
                 rel = str(row[kind])
                 files[f"{kind}.{rel.rsplit('.', 1)[-1].lower()}"] = (self.staging / rel).read_bytes()
             self.writer.add(key, files, dict(sample_meta(row, item.get("landmarks")), row=position))
+        bar.close()
         self.writer.close({"columns": list(MANIFEST_COLUMNS), "source": "occsynth generate"})
 
     def clean_up(self) -> None:
