@@ -6,7 +6,8 @@ with ``--landmarks aligned --landmark-option refine=0 --size 64 --workers 2`` fo
 (folder, ``--format webdataset --shard-size 1000``), each in a fresh driver process. A monitor
 polls ``/proc`` every 0.2 s and keeps the peak resident set (``VmHWM``, the kernel's high-water
 mark) of the driver and of the largest worker: the local pool's processes (the driver's
-descendants) or the Ray actors (processes titled ``ray::_SampleActor``). The Ray runtime's own
+descendants) or the Ray actors (the driver's descendants titled ``ray::_SampleActor``: the local
+Ray the driver starts). The Ray runtime's own
 processes (GCS, raylet) are not counted. Writes benchmarks/results/generate_memory.json.
 
 Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/generate_memory.py [--scales 1,10]``
@@ -68,13 +69,13 @@ class Monitor(threading.Thread):
         while not self.stop.is_set():
             self.driver_kib = max(self.driver_kib, _status_kib(self.driver, "VmHWM"))
             procs = _procs()
+            kids, frontier = set(), {self.driver}  # the driver's descendants (its local Ray too)
+            while frontier:
+                frontier = {p for p, (pp, _) in procs.items() if pp in frontier} - kids
+                kids |= frontier
             if self.executor == "ray":
-                workers = [p for p, (_, cmd) in procs.items() if cmd.startswith("ray::_SampleActor")]
+                workers = [p for p in kids if procs[p][1].startswith("ray::_SampleActor")]
             else:
-                kids, frontier = set(), {self.driver}
-                while frontier:
-                    frontier = {p for p, (pp, _) in procs.items() if pp in frontier} - kids
-                    kids |= frontier
                 workers = [p for p in kids if "python" in procs[p][1] and "resource_tracker" not in procs[p][1]]
             for p in workers:
                 self._seen.add(p)
