@@ -161,7 +161,8 @@ def generate(src, root, templates, out, categories, per_image, landmarks, landma
     """Turn a face-expression dataset into clean/occluded/mask pairs with a manifest.
 
     Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv,
-    OUT/landmarks.jsonl and OUT/dataset.json. Re-running the same command resumes; output bytes
+    OUT/landmarks.jsonl and OUT/dataset.json (--format webdataset: tar shards and index.json instead
+    of the image folders and manifest.csv). Re-running the same command resumes; output bytes
     depend only on the inputs, the options and --seed (not on --workers, --shard or interruptions).
     """
     from ..pairs import ConfigError, PairsConfig, generate_pairs
