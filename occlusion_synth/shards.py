@@ -99,7 +99,8 @@ class ShardRecord:
                 "keys_sha256": self.keys_sha256, "sha256": self.sha256, "labels": self.labels}
 
 
-def _keys_digest(keys: list[str]) -> str:
+def keys_digest(keys: list[str]) -> str:
+    """sha256 of a shard's keys in order (``ShardRecord.keys_sha256``)."""
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
@@ -124,6 +125,7 @@ class ShardWriter:
         self.dest.mkdir(parents=True, exist_ok=True)
         self._done: dict[str, list[ShardRecord]] = {}
         self._done_keys: set[str] = set()
+        self._keys: dict[str, list[str]] = {}  # finished shard name -> its keys
         self._buffers: dict[str, list[tuple[str, dict[str, bytes], dict]]] = {}
         self._seen: set[str] = set()
         self._state_fh = None
@@ -157,11 +159,30 @@ class ShardWriter:
                 prefix.append(by_name[shard_name(split, len(prefix))])
             self._done[split] = prefix
             for r in prefix:
+                self._keys[r.name] = list(keys_of[r.name])
                 self._done_keys.update(keys_of[r.name])
 
     def done_keys(self) -> set[str]:
         """Keys inside shards already finished (by this writer or a resumed earlier run)."""
         return set(self._done_keys)
+
+    def splits(self) -> list[str]:
+        """Splits with finished shards."""
+        return sorted(s for s, recs in self._done.items() if recs)
+
+    def finished(self, split: str) -> list[ShardRecord]:
+        """The finished shards of ``split``, in order."""
+        return list(self._done.get(split, []))
+
+    def drop(self, split: str, n: int) -> list[Path]:
+        """Forget finished shards ``n``, ``n + 1``, ... of ``split`` (their samples are fed again;
+        a resumed producer whose sample set changed calls this). Returns their paths: the caller
+        deletes them once it has what it needs from them."""
+        recs = self._done.get(split, [])
+        dropped, self._done[split] = recs[n:], recs[:n]
+        for rec in dropped:
+            self._done_keys.difference_update(self._keys.pop(rec.name, ()))
+        return [self.dest / rec.name for rec in dropped]
 
     # ------------------------------------------------------------------ writing
     def add(self, key: str, files: dict[str, bytes], meta: dict) -> None:
@@ -205,14 +226,16 @@ class ShardWriter:
             lab = str(meta.get("label", ""))
             labels[lab] = labels.get(lab, 0) + 1
         keys = [k for k, _, _ in buf]
-        rec = ShardRecord(name, split, len(buf), _keys_digest(keys), hashlib.sha256(data).hexdigest(),
+        rec = ShardRecord(name, split, len(buf), keys_digest(keys), hashlib.sha256(data).hexdigest(),
                           dict(sorted(labels.items())))
         if self._state_fh is None:
             self._state_fh = open(self.dest / STATE, "ab")
         self._state_fh.write((json.dumps({**rec.to_dict(), "keys": keys}, sort_keys=True) + "\n").encode())
         self._state_fh.flush()
         self._done.setdefault(split, []).append(rec)
+        self._keys[name] = keys
         self._done_keys.update(keys)
+        self._seen.difference_update(keys)  # queued keys only: finished ones are in _done_keys
 
     def close(self, info: Optional[dict] = None) -> dict:
         """Write the last partial shard of every split and ``index.json``; returns the index.
@@ -378,7 +401,7 @@ def sample_meta(row: dict, landmarks: Optional[list] = None) -> dict:
     except ValueError:
         coverage = float("nan")
     try:
-        label = int(row["label"])
+        label = None if row.get("label") == "" else int(row["label"])  # "": an unlabelled photo
     except (KeyError, TypeError, ValueError):
         raise OcclusionSynthError(f"sample {row.get('id')}: label {row.get('label')!r} is not an integer") from None
     return {"id": row["id"], "split": row["split"], "label": label,
@@ -437,4 +460,4 @@ def shards_to_folder(src: os.PathLike | str, dest: os.PathLike | str) -> int:
 
 
 __all__ = ["INDEX", "KINDS", "ShardRecord", "ShardWriter", "folder_to_shards", "iter_shard", "member", "read_index",
-           "sample_key", "sample_meta", "shard_name", "shards_to_folder", "tar_bytes"]
+           "keys_digest", "sample_key", "sample_meta", "shard_name", "shards_to_folder", "tar_bytes"]

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..pairs.config import CROP_MODES, FACE_MODES, FORMATS, LANDMARK_MODES, SPLITS
+from ..pairs.config import CROP_MODES, DEFAULT_SHARD_SIZE, EXECUTORS, FACE_MODES, FORMATS, LANDMARK_MODES, SPLITS
 from ..placement import REGIONS
 from ..sources import READER_NAMES
 from .common import CATEGORY_CHOICES, UserError, coverage_option, parse_categories
 
 # PairsConfig argument -> the flag that sets it (library messages name arguments)
 FLAGS = {"coverage_range": "--coverage", "landmark_options": "--landmark-option", "reader_options": "--reader-option",
-         "format": "--format", "overwrite": "--overwrite", "out": "--out"}
+         "format": "--format", "overwrite": "--overwrite", "out": "--out", "output": "--format"}
+WEBDATASET = "webdataset"  # --format value: tar shards (PNG members) instead of a folder of files
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3}
 
 
@@ -128,9 +129,18 @@ def _command() -> str:
               help="Process shard i of n (0-based); merge the shard outputs with `occsynth merge`.")
 @click.option("--resume/--overwrite", default=True, show_default=True,
               help="Resume a previous run in --out (skip complete pairs) or delete it first.")
-@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(FORMATS),
+@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(FORMATS + (WEBDATASET,)),
               help="Clean/occluded image format (masks are always PNG; a clean image that is not "
-                   "cropped or resized keeps the source file's bytes and format).")
+                   "cropped or resized keeps the source file's bytes and format); webdataset = tar "
+                   "shards of PNG pairs plus index.json in --out instead of a folder of files.")
+@click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, type=click.IntRange(1),
+              help="--format webdataset: pairs per tar shard (the last shard of a split holds the rest).")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(EXECUTORS),
+              help="local = --workers processes on this machine; ray = --workers Ray actors (one CPU "
+                   "each) on the cluster of --ray-address; the output bytes are the same.")
+@click.option("--ray-address", default=None,
+              help="--executor ray: auto (the running cluster, e.g. after `ray start --head`) or "
+                   "HOST:PORT; default: start a local Ray for this run.")
 @click.option("--variant", default=None, type=click.Choice(["aligned", "original"]),
               help="rafdb: Image/aligned (default) or Image/original.")
 @click.option("--label-map", default=None, help="folder: FOLDER=CLASS,... or a JSON file.")
@@ -146,11 +156,13 @@ def _command() -> str:
               help="Show a progress bar with pairs/s on stderr.")
 def generate(src, root, templates, out, categories, per_image, landmarks, landmark_cache, landmark_option, region,
              coverage, size, crop, faces, val_fraction, max_file_size, splits, limit, seed, workers, shard, resume,
-             fmt, variant, label_map, include_contempt, include_neutral, fold, folds, reader_option, progress):
+             fmt, shard_size, executor, ray_address, variant, label_map, include_contempt, include_neutral, fold, folds,
+             reader_option, progress):
     """Turn a face-expression dataset into clean/occluded/mask pairs with a manifest.
 
     Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv,
-    OUT/landmarks.jsonl and OUT/dataset.json. Re-running the same command resumes; output bytes
+    OUT/landmarks.jsonl and OUT/dataset.json (--format webdataset: tar shards and index.json instead
+    of the image folders and manifest.csv). Re-running the same command resumes; output bytes
     depend only on the inputs, the options and --seed (not on --workers, --shard or interruptions).
     """
     from ..pairs import ConfigError, PairsConfig, generate_pairs
@@ -165,8 +177,10 @@ def generate(src, root, templates, out, categories, per_image, landmarks, landma
                           per_image=per_image, landmarks=landmarks, landmark_cache=landmark_cache, region=region,
                           coverage_range=coverage, size=size, crop=crop, faces=faces, val_fraction=val_fraction,
                           max_file_size=max_file_size, splits=splits, limit=limit, seed=seed, workers=workers,
-                          shard=shard, overwrite=not resume, format=fmt, reader_options=reader_options,
-                          landmark_options=dict(landmark_option), progress=progress)
+                          shard=shard, overwrite=not resume, reader_options=reader_options,
+                          landmark_options=dict(landmark_option), progress=progress, executor=executor,
+                          ray_address=ray_address, shard_size=shard_size,
+                          **({"format": "png", "output": WEBDATASET} if fmt == WEBDATASET else {"format": fmt}))
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint=flag_of(exc.argument)) from None
     summary = run_library(generate_pairs, cfg, command=_command())
@@ -208,8 +222,9 @@ def _report(summary) -> None:
         total = sum(summary.stage_seconds.values()) or 1.0
         click.echo("time per stage: " + ", ".join(f"{k} {100 * v / total:.0f}%"
                                                   for k, v in summary.stage_seconds.items()))
+    index = "manifest.csv" if (Path(summary.out) / "manifest.csv").is_file() else "tar shards, index.json"
     click.echo(f"{summary.out}: {c.get('pairs', 0)} pairs ({c.get('clean_images', 0)} clean images), "
-               f"{c.get('skipped', 0)} skipped; manifest.csv, skipped.csv, dataset.json")
+               f"{c.get('skipped', 0)} skipped; {index}, skipped.csv, dataset.json")
 
 
 @click.command()

@@ -23,6 +23,9 @@ LANDMARK_MODES = BACKENDS + ("cached",)  # cached: reuse the landmarks of an ear
 CROP_MODES = ("auto", "none", "face")
 FACE_MODES = ("largest", "all")
 FORMATS = ("png", "jpg")
+EXECUTORS = ("local", "ray")
+OUTPUTS = ("folder", "webdataset")  # files + manifest.csv, or tar shards (occlusion_synth.shards)
+DEFAULT_SHARD_SIZE = 1000
 SPLITS = ("train", "val", "test")
 DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # options that change the bytes written; a resumed run and merged shards must agree on them
@@ -78,6 +81,13 @@ class PairsConfig:
             are skipped; larger than ``max_side`` are downscaled; over ``max_pixels`` (from the
             header) or ``max_file_size`` bytes are refused before decoding.
         chunksize: tasks per worker message. progress: show a progress bar.
+        executor: ``local`` (this machine's processes) or ``ray`` (``workers`` Ray actors, see
+            :mod:`occlusion_synth.pairs.ray_executor`); output bytes do not depend on it.
+        ray_address: Ray cluster for ``executor="ray"``: ``auto``, ``HOST:PORT``, or None = a
+            local Ray started for the run.
+        output: ``folder`` (image files + manifest.csv) or ``webdataset`` (tar shards of
+            ``shard_size`` pairs + index.json, see :mod:`occlusion_synth.shards`).
+        shard_size: pairs per tar shard (``output="webdataset"``).
     """
 
     src: str
@@ -110,6 +120,10 @@ class PairsConfig:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     chunksize: int = 4
     progress: bool = False
+    executor: str = "local"
+    ray_address: Optional[str] = None
+    output: str = "folder"
+    shard_size: int = DEFAULT_SHARD_SIZE
     coverage: InitVar[Optional[tuple]] = None
 
     def __post_init__(self, coverage: Optional[tuple]) -> None:
@@ -134,11 +148,13 @@ class PairsConfig:
             bad("categories", f"must be a non-empty subset of {','.join(CATEGORIES)}, got {','.join(cats)}")
         setf("categories", cats)
         for name, valid in (("landmarks", LANDMARK_MODES), ("crop", CROP_MODES), ("faces", FACE_MODES),
-                            ("format", FORMATS), ("region", REGIONS)):
+                            ("format", FORMATS), ("region", REGIONS), ("executor", EXECUTORS),
+                            ("output", OUTPUTS)):
             if getattr(self, name) not in valid:
                 bad(name, f"must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
         for name, low in (("per_image", 1), ("workers", 1), ("chunksize", 1), ("seed", 0), ("min_side", 1),
-                          ("max_side", 1), ("max_pixels", 1), ("max_file_size", 1)):
+                          ("max_side", 1), ("max_pixels", 1), ("max_file_size", 1),
+                          ("shard_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 bad(name, f"must be an integer >= {low}, got {value!r}")
@@ -170,6 +186,11 @@ class PairsConfig:
         if not (n >= 1 and 0 <= i < n):
             bad("shard", f"expected i/n with 0 <= i < n, got {i}/{n}")
         setf("shard", (i, n))
+        if self.ray_address is not None and self.executor != "ray":
+            bad("ray_address", "only used with executor='ray'")
+        if self.output == "webdataset" and n > 1:
+            bad("shard", "a webdataset output is one shard folder per run: generate folder outputs "
+                         "with shard i/n, merge them, then `occsynth export --to webdataset`")
         setf("reader_options", dict(self.reader_options))
         setf("landmark_options", dict(self.landmark_options))
         setf("crop", _resolved_crop(self.crop, self.src, self.reader_options))
@@ -206,12 +227,15 @@ class PairsConfig:
         """All options as JSON-ready values (dataset.json)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d.pop("progress", None)
+        d.pop("ray_address", None)  # where it ran, not what it made (may name a host)
         return json.loads(json.dumps(d, default=str))
 
     def output_options(self) -> dict:
         """The options that determine the bytes written (compared on resume and merge)."""
         d = self.to_dict()
         d = {k: d[k] for k in OUTPUT_OPTIONS}
+        if self.output != "folder":  # absent for folder outputs: older runs still resume
+            d["output"], d["shard_size"] = self.output, self.shard_size
         d["root"] = str(Path(self.root).resolve())
         d["templates"] = None if self.templates is None else str(Path(self.templates).resolve())
         d["reader_options"] = {k: (v if isinstance(v, (int, float, bool, type(None))) else str(v))

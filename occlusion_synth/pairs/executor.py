@@ -2,7 +2,10 @@
 
 Imports :mod:`.config`, :mod:`.plan` and :mod:`.sample`.
 
-Interface (for another engine, e.g. a Ray executor)::
+Two executors: :class:`LocalExecutor` here and :class:`~occlusion_synth.pairs.ray_executor.RayExecutor`
+(imported only when chosen: Ray is optional); :func:`build_executor` picks one from the options.
+
+Interface (for another engine)::
 
     class Executor(Protocol):
         def map(self, spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[SampleResult]: ...
@@ -75,7 +78,53 @@ def _run_chunk(tasks: list) -> list[SampleResult]:
     if "error" in _WORKER:
         raise _WORKER["error"]
     worker = _WORKER["worker"]
-    return [worker(task) for task in tasks]
+    return [run_task(worker, task) for task in tasks]
+
+
+class LandmarkRecorder:
+    """Wraps an occluder and remembers the landmarks its first ``get_params`` call got.
+
+    That call is always the first face of the first pair, in the framed (cropped, resized)
+    image's pixels, so a WebDataset output can store landmarks that match its images.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.first = None
+
+    def get_params(self, image, landmarks, rng):
+        if self.first is None:
+            self.first = landmarks
+        return self.inner.get_params(image, landmarks, rng)
+
+    def apply(self, image, params):
+        return self.inner.apply(image, params)
+
+    def take_landmarks(self):
+        """The recorded ``(68, 2)`` landmarks (or None), and forget them."""
+        lm, self.first = self.first, None
+        return lm
+
+
+def recording_occluder(factory, library, cfg) -> LandmarkRecorder:
+    """``occluder_factory`` for a :class:`LandmarkRecorder` around ``factory`` (None = the real occluder)."""
+    from .sample import build_occluder
+
+    return LandmarkRecorder(factory(cfg) if factory is not None else build_occluder(cfg, library))
+
+
+def run_task(worker: SampleWorker, task: Task) -> SampleResult:
+    """``worker(task)``; with a :class:`LandmarkRecorder` occluder, the framed landmarks of the
+    result's first face ride along as ``result.frame_landmarks`` (``[[x, y], ...]``, 3 decimals)."""
+    take = getattr(worker.occluder, "take_landmarks", None)
+    if take is None:
+        return worker(task)
+    take()
+    res = worker(task)
+    lm = take()
+    if lm is not None and res.pairs:
+        res.frame_landmarks = [[round(float(x), 3), round(float(y), 3)] for x, y in lm]
+    return res
 
 
 def chunks(tasks: Iterable, size: int) -> Iterator[list]:
@@ -107,7 +156,7 @@ class LocalExecutor:
     def map(self, spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[SampleResult]:
         worker = SampleWorker(spec)  # built here too: bad options fail fast in the main process
         if self.workers == 1:
-            yield from map(worker, tasks)
+            yield from (run_task(worker, task) for task in tasks)
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -141,3 +190,14 @@ class LocalExecutor:
             finally:
                 for fut in pending:
                     fut.cancel()
+
+
+def build_executor(cfg) -> Executor:
+    """The executor a :class:`~occlusion_synth.pairs.config.PairsConfig` asks for (``executor``,
+    ``workers``, ``chunksize``, ``ray_address``)."""
+    if cfg.executor == "ray":
+        from .ray_executor import RayExecutor, import_ray
+
+        import_ray()  # a missing Ray fails before the output folder is touched
+        return RayExecutor(cfg.workers, cfg.chunksize, cfg.ray_address)
+    return LocalExecutor(cfg.workers, cfg.chunksize)

@@ -16,7 +16,13 @@ key (``id#dup:...``), so it is listed in skipped.csv as a ``duplicate id`` and n
 first record: a fresh run and a resumed run give the same index files.
 
 Journal line: ``{"id": key, "pairs": [manifest row, ...], "skipped": [skip row, ...],
-"faces": [[x0, y0, ...], ...], "landmark_source": str, "source": str}`` (last three optional).
+"faces": [[x0, y0, ...], ...], "landmark_source": str, "source": str,
+"frame_landmarks": [[x, y], ...]}`` (last four optional; ``frame_landmarks``: the first face in
+the framed image's pixels, kept by WebDataset outputs).
+
+A WebDataset output (:mod:`.shard_output`) journals the same records; its workers write the files
+into a staging folder, and :func:`finalize` with ``shards`` feeds them to the shard writer in
+manifest order instead of writing manifest.csv.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from ..io import atomic_write_bytes, atomic_write_lines
 from .layout import JOURNAL_NAME, KINDS, STATE_DIR
@@ -95,20 +101,28 @@ class Journal:
                 if isinstance(rec, dict) and "id" in rec:
                     yield rec
 
-    def completed(self, state: "IdState", check_files: bool = True) -> None:
+    def completed(self, state: "IdState", check_files: bool = True, files_root: Optional[Path] = None,
+                  stored: Optional[Callable[[dict], bool]] = None) -> None:
         """Fill ``state`` with each journal key's state from its last record: ``done`` (pairs
         with all their files on disk, or a skip decided while processing), ``reader`` (the
         reader skipped it: a later run still processes the id if the reader now yields it as a
         sample) or ``redo``. ``state`` is on disk, so memory does not grow with the journal.
+
+        Args:
+            state: filled in.
+            check_files: a record whose files are missing is ``redo``.
+            files_root: where the files are (default: the output folder).
+            stored: a record it accepts counts as done without its files (already in a shard).
         """
+        root = self.out if files_root is None else Path(files_root)
         for rec in self.records():
             if rec.get("reader"):
                 state.set(rec["id"], "reader")
                 continue
             ok = not rec.get("retry", False)
             if ok and check_files:
-                ok = all((self.out / row[k]).is_file()
-                         for row in rec.get("pairs", ()) for k in KINDS)
+                ok = all((root / row[k]).is_file() for row in rec.get("pairs", ()) for k in KINDS) or (
+                    stored is not None and stored(rec))
             state.set(rec["id"], "done" if ok else "redo")
 
     def open(self) -> "Journal":
@@ -158,12 +172,18 @@ def _csv_line(values: Iterable) -> str:
     return buf.getvalue()
 
 
-def _rows(rec: dict) -> Iterator[tuple]:
-    """A journal record's index rows for :class:`RowStore`: ``(kind, sort, line, a, b, c, d)``."""
+def _rows(rec: dict, shard_rows: bool = False) -> Iterator[tuple]:
+    """A journal record's index rows for :class:`RowStore`: ``(kind, sort, line, a, b, c, d)``;
+    with ``shard_rows`` also one ``shard`` row per pair (JSON: the row and the frame landmarks)."""
     for r in rec.get("pairs", ()):
         sort = f"{SPLIT_ORDER.get(r['split'], 9)}\x00{r['split']}\x00{r['id']}"
         line = _csv_line(r.get(c, 1 if c == "faces_occluded" else "") for c in MANIFEST_COLUMNS)
         yield "pair", sort, line, r["split"], r["label_name"], r["category"], r["clean"]
+        if shard_rows:
+            row = {c: r.get(c, 1 if c == "faces_occluded" else "") for c in MANIFEST_COLUMNS}
+            item = json.dumps({"row": row, "landmarks": rec.get("frame_landmarks")}, sort_keys=True,
+                              ensure_ascii=False)
+            yield "shard", sort, item, "", "", "", ""
     for r in rec.get("skipped", ()):
         sort = f"{r['id']}\x00{r['source']}\x00{r['reason']}"
         yield "skip", sort, _csv_line(r[c] for c in SKIPPED_COLUMNS), reason_kind(r["reason"]), "", "", ""
@@ -174,10 +194,10 @@ def _rows(rec: dict) -> Iterator[tuple]:
         yield "faces", rec["id"], line, "", "", "", ""
 
 
-def collect(records: Iterable[dict], store: RowStore) -> RowStore:
+def collect(records: Iterable[dict], store: RowStore, shard_rows: bool = False) -> RowStore:
     """Put journal records into ``store`` (last record per key wins); read back sorted from it."""
     for rec in records:
-        store.put(rec["id"], _rows(rec))
+        store.put(rec["id"], _rows(rec, shard_rows))
     return store
 
 
@@ -210,7 +230,8 @@ def count(store: RowStore) -> dict:
     }
 
 
-def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict]] = None) -> dict:
+def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict]] = None,
+             shards: Optional[Callable[[Callable[[], Iterator[dict]]], None]] = None) -> dict:
     """Rebuild manifest.csv, skipped.csv, landmarks.jsonl and dataset.json in ``out`` from its journal.
 
     Rows go through an on-disk :class:`RowStore` and are written streaming, sorted, so memory
@@ -221,14 +242,20 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
         info: what dataset.json says besides the counts (version, command, options, seed,
             label map, template licences).
         records: journal records to use instead of reading ``out``'s journal.
+        shards: a WebDataset output's shard writer, called instead of writing manifest.csv with
+            a function that returns a fresh iterator over the pairs in manifest order
+            (``{"row": manifest row dict, "landmarks": [[x, y], ...] or None}``).
 
     Returns:
         The counts dict written into dataset.json.
     """
     out = Path(out)
     with RowStore(out / STATE_DIR / "rows.sqlite") as store:
-        collect(Journal(out).records() if records is None else records, store)
-        atomic_write_lines(out / "manifest.csv", [_csv_line(MANIFEST_COLUMNS)], store.lines("pair"))
+        collect(Journal(out).records() if records is None else records, store, shard_rows=shards is not None)
+        if shards is None:
+            atomic_write_lines(out / "manifest.csv", [_csv_line(MANIFEST_COLUMNS)], store.lines("pair"))
+        else:
+            shards(lambda: (json.loads(line) for line in store.lines("shard")))
         atomic_write_lines(out / "skipped.csv", [_csv_line(SKIPPED_COLUMNS)], store.lines("skip"))
         atomic_write_lines(out / LANDMARKS_NAME, [], store.lines("faces"))
         counts = count(store)

@@ -15,10 +15,11 @@ from typing import Callable, Optional
 from ..errors import OcclusionSynthError
 from ..io import atomic_write_bytes
 from .config import PairsConfig
-from .executor import Executor, LocalExecutor
+from .executor import Executor, build_executor
 from .journal import Journal, Summary, dataset_info, finalize, read_landmark_cache, reason_kind, template_info
 from .layout import OPTIONS_NAME, STATE_DIR, OutputLock, os_error_message, prepare_out, remove_outputs, remove_stale_temp
 from .plan import ReaderSkip, plan_tasks
+from .shard_output import LAYOUT as SHARD_LAYOUT, ShardOutput, remove_shards, worker_spec
 from .store import IdState
 from .sample import Occluder, WorkerSpec
 
@@ -90,7 +91,8 @@ def generate_pairs(config: PairsConfig, *, command: Optional[str] = None,
             module-level function when ``workers > 1``); the object needs
             ``get_params(image, landmarks, rng)`` and ``apply(image, params) -> (image, mask)``.
             Default: the real ``Occlude``.
-        executor: where samples run; default :class:`LocalExecutor` with ``config.workers``.
+        executor: where samples run; default: :func:`~occlusion_synth.pairs.executor.build_executor`
+            (``config.executor``: local processes or Ray actors, ``config.workers`` of them).
 
     Returns:
         A :class:`Summary`; ``counts`` are the totals now in ``out`` (as in dataset.json).
@@ -113,15 +115,16 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
 
     reader = get_reader(cfg.src)
     kwargs = reader_kwargs(reader, cfg)
+    executor = executor or build_executor(cfg)
     out = prepare_out(cfg.out)
     start = time.perf_counter()
     summary = Summary(out=str(out))
     stats: dict = {}
     skips: Counter = Counter()
-    executor = executor or LocalExecutor(cfg.workers, cfg.chunksize)
     with OutputLock(out), ExitStack() as stack:
         if cfg.overwrite:
             remove_outputs(out)
+            remove_shards(out)
         try:
             stream = reader.iter_samples(cfg.root, **kwargs)  # layout errors surface here
         except (TypeError, ValueError) as exc:  # an option value the reader cannot use
@@ -131,12 +134,14 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         library = _load_library(cfg)
         templates = template_info(library, cfg.categories)
         cache = read_landmark_cache(cfg.landmark_cache) if cfg.landmarks == "cached" else None
-        remove_stale_temp(out)
+        shards = ShardOutput(out, cfg.shard_size, cfg.progress) if cfg.output == "webdataset" else None
+        files_root = out if shards is None else shards.staging
+        remove_stale_temp(files_root)
         journal = Journal(out)
         # on disk: the main process never holds every finished id in memory
         state = stack.enter_context(IdState(out / STATE_DIR / "state.sqlite"))
         seen = stack.enter_context(IdState(out / STATE_DIR / "seen.sqlite"))
-        journal.completed(state)
+        journal.completed(state, files_root=files_root, stored=None if shards is None else shards.stored)
 
         def is_done(key: str) -> bool:
             return state.has(key, "done")
@@ -146,7 +151,8 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
 
         bar = tqdm(unit="pair", desc="generate", disable=not cfg.progress, dynamic_ncols=True,
                    total=None if cfg.limit is None else cfg.limit * cfg.per_image)
-        spec = WorkerSpec(cfg, occluder_factory, library)
+        spec = WorkerSpec(cfg, occluder_factory, library) if shards is None else \
+            worker_spec(cfg, occluder_factory, library)
         with journal, bar:
             items = plan_tasks(stream, cfg, is_done, is_reader_skipped, seen.add_new,
                                None if cache is None else cache.get, stats)
@@ -167,7 +173,10 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
                     summary.first_result_seconds = time.perf_counter() - start
                 for k, v in res.timing.items():
                     summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
-                journal.append(res.record())
+                record = res.record()
+                if getattr(res, "frame_landmarks", None) is not None:  # set for WebDataset outputs
+                    record["frame_landmarks"] = res.frame_landmarks
+                journal.append(record)
                 summary.new_pairs += len(res.pairs)
                 summary.new_samples += bool(res.pairs)
                 for row in res.skipped:
@@ -177,7 +186,12 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
                 if res.skipped:
                     bar.set_postfix(skipped=sum(skips.values()), refresh=False)
         label_map = getattr(reader, "LABEL_MAP", {})
-        summary.counts = finalize(out, dataset_info(cfg, command, templates, label_map))
+        info = dataset_info(cfg, command, templates, label_map)
+        if shards is None:
+            summary.counts = finalize(out, info)
+        else:
+            summary.counts = finalize(out, dict(info, layout=SHARD_LAYOUT), shards=shards.write)
+            shards.clean_up()
     summary.resumed_samples = stats.get("resumed", 0)
     summary.new_skipped = sum(skips.values())
     summary.skipped_by_reason = dict(sorted(skips.items()))
