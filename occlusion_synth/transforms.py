@@ -14,6 +14,7 @@ their own shape); landmarks are ``(68, 2)`` float pixels (or a ``Face``).
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence, Union
 
@@ -83,13 +84,10 @@ def _fields(obj) -> dict:
     return dict(obj.__dict__)
 
 
-def _frozen(value):
-    """A hashable, comparable snapshot of nested dicts/lists (the render cache's key)."""
-    if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value
+def _frozen(value) -> bytes:
+    """A snapshot of nested dicts/lists of plain values, as bytes (the render cache's key: a deep
+    copy in C, compared in one step; a later change of the dict gives other bytes)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _coverage(footprint: np.ndarray, face: np.ndarray, face_total: int, box) -> tuple[float, float]:

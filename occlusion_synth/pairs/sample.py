@@ -133,9 +133,13 @@ class SampleWorker:
             get_backend(self.cfg.detector, **self.cfg.landmark_options)
 
     def __call__(self, task: Task) -> SampleResult:
-        """:meth:`process` that never lets one sample's unexpected error end the run."""
+        """:meth:`process` that never lets one sample's unexpected error end the run (with one
+        BLAS thread: see :mod:`.blas`)."""
+        from .blas import single_thread_blas
+
         try:
-            return self.process(task)
+            with single_thread_blas():
+                return self.process(task)
         except (LandmarkBackendError, TemplateError):
             raise  # the run's configuration cannot work: stop with the message
         except Exception as exc:
