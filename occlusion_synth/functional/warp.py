@@ -147,8 +147,8 @@ def prepare_rgba(rgba: Union[np.ndarray, PreparedRGBA]) -> PreparedRGBA:
 
 def _unpremultiply(warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.clip(warped[..., 3], 0.0, 1.0)
-    rgb = warped[..., :3] / np.maximum(alpha, 1e-6)[..., None]
-    rgb[alpha <= 0] = 0.0
+    rgb = np.zeros(warped.shape[:2] + (3,), warped.dtype)  # 0 where alpha <= 0
+    np.divide(warped[..., :3], np.maximum(alpha, 1e-6)[..., None], out=rgb, where=(alpha > 0)[..., None])
     np.clip(rgb, 0.0, 255.0, out=rgb)  # in place: the warp output is float32 already
     return rgb.astype(np.float32, copy=False), alpha.astype(np.float32, copy=False)
 

@@ -106,6 +106,8 @@ def build_occluder(cfg: PairsConfig, library: Any = None) -> Occluder:
 
 def _exif_rotated(data: bytes) -> bool:
     """True when the file asks to be rotated (then its bytes are not the pixels we used)."""
+    if b"Exif" not in data[:65536] and b"eXIf" not in data:
+        return False  # no EXIF block at all (JPEG APP1 sits in the first 64 KiB): no parse needed
     import io
 
     from PIL import Image
