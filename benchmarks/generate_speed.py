@@ -12,6 +12,8 @@ subprocess and times it from outside, so it measures whatever pipeline is instal
   with the project's encoder (``io.encode_image``) and write them atomically
   (``io.atomic_write_bytes``). No landmarks, no occlusion: what any pair writer must pay.
 * ratio = steady pairs/s of ``generate`` / steady pairs/s of the floor (goal >= 0.4).
+* **harmonisation cost** (in this process, CPU time): the same recorded params of the first 300
+  faces applied with and without ``harmonise`` (goal: at most 1 ms per 100 px pair).
 * **CPU seconds per pair** (marginal, user + system time of the process and its workers, from
   ``getrusage(RUSAGE_CHILDREN)``): unlike wall-clock rates, it hardly moves with the load other
   jobs put on a shared machine. ``cpu_bound_pairs_per_s`` = workers / (CPU s per pair) is the rate
@@ -44,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 TARGET = 300.0  # steady pairs/s, 2 workers, --landmarks aligned (issue 10)
 FLOOR_RATIO_GOAL = 0.4
+HARMONISE_GOAL_MS = 1.0  # CPU ms harmonisation may add per 100 px pair (issue 11)
 PER_CLASS = 300
 
 
@@ -121,6 +124,50 @@ def run_floor(files: list[Path], out: Path, workers: int) -> dict:
     return {"pairs": done, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
 
 
+# ------------------------------------------------------------------------- harmonisation cost
+def measure_harmonise(files: list[Path], n: int = 300, rounds: int = 3) -> dict:
+    """CPU ms per pair that harmonisation adds, in this process: the same recorded params applied
+    with and without ``harmonise`` (one BLAS and one OpenCV thread, as in the workers), minimum
+    over ``rounds``; all template categories and masks alone."""
+    from dataclasses import replace
+
+    import cv2
+    import numpy as np
+
+    from occlusion_synth.io import read_image
+    from occlusion_synth.landmarks import detect
+    from occlusion_synth.pairs.blas import single_thread_blas
+    from occlusion_synth.pairs.plan import face_seed
+    from occlusion_synth.transforms import Occlude
+
+    cv2.setNumThreads(1)
+    images = [read_image(f) for f in files[:n]]
+    out = {"faces": len(images), "rounds": rounds}
+    with single_thread_blas():
+        lms = [detect(im, "aligned")[0].landmarks for im in images]
+        for name, cats in (("templates (food, hand, drink, mask)", ("food", "hand", "drink", "mask")),
+                           ("mask", ("mask",))):
+            occ = Occlude(categories=cats)
+            params = [occ.get_params(im, lm, np.random.default_rng(face_seed(i, 0)))
+                      for i, (im, lm) in enumerate(zip(images, lms))]
+            plain = [replace(p, harmonise=None) for p in params]
+
+            def timed(plist) -> float:
+                best = float("inf")
+                for _ in range(rounds):
+                    t = time.process_time()
+                    for im, p in zip(images, plist):
+                        occ.apply(im, p)
+                    best = min(best, time.process_time() - t)
+                return 1000 * best / len(images)
+
+            occ.apply(images[0], params[0])  # warm the template levels
+            with_h, without = timed(params), timed(plain)
+            out[name] = {"apply_cpu_ms": round(with_h, 3), "apply_without_harmonise_cpu_ms": round(without, 3),
+                         "harmonise_cpu_ms_per_pair": round(with_h - without, 3)}
+    return out
+
+
 def marginal(short: dict, full: dict) -> float | None:
     extra_s = full["seconds"] - short["seconds"]
     return round((full["pairs"] - short["pairs"]) / extra_s, 1) if extra_s > 0 else None
@@ -179,6 +226,8 @@ def main() -> None:
                   f"{r['ratio_to_floor']}; {r['cpu_ms_per_pair']} CPU ms/pair (CPU-bound "
                   f"{r['cpu_bound_pairs_per_s']} pairs/s, CPU ratio to floor {r['cpu_ratio_to_floor']}); "
                   f"stages {full['stages']}", flush=True)
+        harmonise = measure_harmonise(files)
+        print(f"harmonisation: {harmonise}", flush=True)
         load1 = os.getloadavg()
     main_result = results[0]
     doc = {
@@ -195,6 +244,7 @@ def main() -> None:
         "target_met": bool(main_result["steady_pairs_per_s"] and main_result["steady_pairs_per_s"] >= TARGET),
         "floor_ratio_met": bool(main_result["ratio_to_floor"] and main_result["ratio_to_floor"] >= FLOOR_RATIO_GOAL),
         "floor": floor, "results": results,
+        "harmonise": harmonise, "harmonise_goal_cpu_ms_per_pair": HARMONISE_GOAL_MS,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")

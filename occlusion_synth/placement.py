@@ -95,24 +95,35 @@ def estimate_yaw(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arcsin(np.clip((left - right) / total, -0.95, 0.95))))
 
 
-def face_geometry(landmarks: np.ndarray) -> dict:
+def face_geometry(landmarks: np.ndarray, polygon: Optional[np.ndarray] = None) -> dict:
     """Frequently used measures of a face: ``iod``, ``roll``, ``yaw`` (degrees), ``size``
-    (yaw-corrected iod), ``up`` vector, face ``box``."""
+    (yaw-corrected iod), ``up`` vector, face ``box``, face region ``polygon``.
+
+    Computed once per face and passed on (``geo=``) to the placement functions: a placement
+    draw needs no per-attempt geometry.
+
+    Args:
+        landmarks: ``(68, 2)`` float image pixels.
+        polygon: the face region polygon (:func:`~occlusion_synth.functional.face_region_polygon`)
+            when the caller has it already.
+    """
     lm = np.asarray(landmarks, np.float64)
     r, l = lm[36:42].mean(0), lm[42:48].mean(0)
     d = l - r
-    poly = F.face_region_polygon(lm)
+    poly = F.face_region_polygon(lm) if polygon is None else np.asarray(polygon, np.float64)
     iod = float(np.hypot(*d))
     yaw = estimate_yaw(lm)
     return {"iod": iod, "roll": float(np.degrees(np.arctan2(d[1], d[0]))), "yaw": yaw,
             "size": iod / max(float(np.cos(np.radians(yaw))), 0.6),
-            "up": face_up_vector(lm), "box": (*poly.min(0), *poly.max(0))}
+            "up": face_up_vector(lm), "box": (*poly.min(0), *poly.max(0)), "polygon": poly}
 
 
-def region_point(region: str, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The target point of ``region`` on this face; sides (which eye/cheek) are drawn from ``rng``."""
+def region_point(region: str, landmarks: np.ndarray, rng: np.random.Generator,
+                 geo: Optional[dict] = None) -> np.ndarray:
+    """The target point of ``region`` on this face; sides (which eye/cheek) are drawn from ``rng``
+    (``geo``: the face's :func:`face_geometry`, computed when not given)."""
     lm = np.asarray(landmarks, np.float64)
-    geo = face_geometry(lm)
+    geo = face_geometry(lm) if geo is None else geo
     if region == "mouth":
         return lm[48:68].mean(0)
     if region == "eyes":
@@ -147,13 +158,16 @@ def _feather(width_px: float, height_px: float) -> float:
     return max(0.5, FEATHER_FRACTION * float(np.sqrt(max(width_px * height_px, 1.0))))
 
 
-def fit_mask(template, landmarks: np.ndarray, rng: np.random.Generator) -> Placement:
-    """Thin-plate-spline fit of a mask template's ``lm<i>`` anchors onto the landmarks."""
+def fit_mask(template, landmarks: np.ndarray, rng: np.random.Generator, geo: Optional[dict] = None,
+             anchors: Optional[tuple] = None) -> Placement:
+    """Thin-plate-spline fit of a mask template's ``lm<i>`` anchors onto the landmarks
+    (``geo``: the face's :func:`face_geometry`; ``anchors``: ``template.landmark_anchors()``;
+    both computed when not given)."""
     lm = np.asarray(landmarks, np.float64)
-    idx, src = template.landmark_anchors()
+    idx, src = template.landmark_anchors() if anchors is None else anchors
     if len(idx) < 3:
         raise ValueError(f"mask template {template.name!r} has {len(idx)} 'lm<i>' anchors; need >= 3")
-    geo = face_geometry(lm)
+    geo = face_geometry(lm) if geo is None else geo
     dst = lm[idx].copy()
     lift = rng.uniform(-0.08, 0.08) * geo["iod"]
     nose = np.isin(idx, np.arange(27, 36))
@@ -167,7 +181,7 @@ def fit_mask(template, landmarks: np.ndarray, rng: np.random.Generator) -> Place
 def draw_placement(template, landmarks: np.ndarray, region: str, rng: np.random.Generator,
                    scale_range: Optional[tuple[float, float]] = None,
                    rotation_jitter: float = DEFAULT_ROTATION_JITTER,
-                   position_jitter: float = DEFAULT_POSITION_JITTER) -> Placement:
+                   position_jitter: float = DEFAULT_POSITION_JITTER, geo: Optional[dict] = None) -> Placement:
     """Draw a random placement of ``template`` on the face with ``landmarks``.
 
     Args:
@@ -178,12 +192,16 @@ def draw_placement(template, landmarks: np.ndarray, region: str, rng: np.random.
         scale_range: occluder width / iod; overrides the template's.
         rotation_jitter: degrees of uniform jitter around the face roll.
         position_jitter: Gaussian sigma of the target point, in iod.
+        geo: the face's :func:`face_geometry` (computed when not given; pass it when drawing
+            several placements for one face).
     """
     region = pick_region(template.category, region, rng)
-    if template.category == "mask" and len(template.landmark_anchors()[0]) >= 3:
-        return fit_mask(template, landmarks, rng)
-    geo = face_geometry(landmarks)
-    target = region_point(region, landmarks, rng)
+    geo = face_geometry(landmarks) if geo is None else geo
+    if template.category == "mask":
+        anchors = template.landmark_anchors()
+        if len(anchors[0]) >= 3:
+            return fit_mask(template, landmarks, rng, geo, anchors)
+    target = region_point(region, landmarks, rng, geo)
     if template.category == "drink" and region == "mouth":
         target = target - geo["up"] * 0.3 * geo["iod"]  # the cup body hangs below the lips
     jitter = np.clip(rng.normal(0.0, position_jitter, 2), -2 * position_jitter, 2 * position_jitter)
@@ -229,10 +247,10 @@ class BlockPlacement:
 
 
 def draw_block(kind: str, landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
-               fill: str | tuple[str, ...] = BLOCK_FILLS) -> BlockPlacement:
+               fill: str | tuple[str, ...] = BLOCK_FILLS, geo: Optional[dict] = None) -> BlockPlacement:
     """Draw a block: random squares centred uniformly in the face box (kept inside the image),
     eye and mouth blocks from the landmarks; the fill (when several are allowed), its colour
-    and its noise seed are drawn too."""
+    and its noise seed are drawn too (``geo``: the face's :func:`face_geometry`, when known)."""
     if kind not in BLOCK_KINDS:
         raise ValueError(f"block kind must be one of {BLOCK_KINDS}, got {kind!r}")
     fills = (fill,) if isinstance(fill, str) else tuple(fill)
@@ -242,7 +260,7 @@ def draw_block(kind: str, landmarks: np.ndarray, shape: tuple[int, int], rng: np
     h, w = int(shape[0]), int(shape[1])
     if kind in BLOCK_SIZES:
         side = min(F.block_side(kind, shape), h, w)
-        x0, y0, x1, y1 = face_geometry(landmarks)["box"]
+        x0, y0, x1, y1 = (face_geometry(landmarks) if geo is None else geo)["box"]
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
         bx = int(np.clip(round(cx - side / 2), 0, w - side))
         by = int(np.clip(round(cy - side / 2), 0, h - side))

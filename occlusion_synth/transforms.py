@@ -14,6 +14,7 @@ their own shape); landmarks are ``(68, 2)`` float pixels (or a ``Face``).
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence, Union
 
@@ -75,6 +76,30 @@ class OcclusionParams:
         data = dict(data)
         data.pop("harmonize", None)  # written by versions before harmonise (not replayable anyway)
         return cls(**data)
+
+
+def _fields(obj) -> dict:
+    """A dataclass's fields as a new dict, values shared (``asdict`` deep-copies every nested list:
+    ~0.3 ms for a thin-plate placement, on every draw)."""
+    return dict(obj.__dict__)
+
+
+def _frozen(value) -> bytes:
+    """A snapshot of nested dicts/lists of plain values, as bytes (the render cache's key: a deep
+    copy in C, compared in one step; a later change of the dict gives other bytes)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _coverage(footprint: np.ndarray, face: np.ndarray, face_total: int, box) -> tuple[float, float]:
+    """``(occluded fraction, inside fraction)`` of a footprint patch at ``box`` (both 0/255 uint8),
+    as :func:`~occlusion_synth.functional.occluded_fraction` and
+    :func:`~occlusion_synth.functional.inside_fraction`, counted on the patch's box only."""
+    total = int(np.count_nonzero(footprint))
+    if face_total == 0 or total == 0:
+        return 0.0, 0.0
+    x0, y0, x1, y1 = box
+    both = int(np.count_nonzero(footprint & face[y0:y1, x0:x1]))
+    return both / face_total, both / total
 
 
 def _as_landmarks(landmarks) -> np.ndarray:
@@ -203,27 +228,28 @@ class Occlude:
                                 f"{self.library.categories()}) has none of the requested categories {categories}")
 
     # ------------------------------------------------------------------ drawing
-    def _draw_once(self, image_shape, lm, rng):
+    def _draw_once(self, image_shape, lm, rng, geo):
         category = self.categories[int(rng.integers(len(self.categories)))]
         if category == "block":
             kinds = self.block_kinds
             if self.region in ("eyes", "mouth") and self.region in kinds:
                 kinds = (self.region,)
             kind = kinds[int(rng.integers(len(kinds)))]
-            block = P.draw_block(kind, lm, image_shape, rng, self.block_fill)
+            block = P.draw_block(kind, lm, image_shape, rng, self.block_fill, geo=geo)
             x0, y0, x1, y1 = block.rect
             mask = np.full((y1 - y0, x1 - x0), 255, np.uint8)
-            return category, kind, kind, None, asdict(block), mask, (x0, y0, x1, y1)
+            return category, kind, kind, None, _fields(block), mask, (x0, y0, x1, y1)
         pool = self.library.by_category(category)
         template = pool[int(rng.integers(len(pool)))]
-        plc = P.draw_placement(template, lm, self.region, rng, self.scale_range, self.rotation_jitter)
+        plc = P.draw_placement(template, lm, self.region, rng, self.scale_range, self.rotation_jitter, geo=geo)
         rendered = P.render(template, plc, image_shape)
+        placement = _fields(plc)
         # apply() right after get_params() (as in __call__) reuses this render instead of redoing it
-        self._last_render = (asdict(plc), tuple(image_shape), rendered)
+        self._last_render = (_frozen(placement), tuple(image_shape), rendered)
         if rendered is None:
-            return category, template.name, plc.region, asdict(plc), None, None, None
+            return category, template.name, plc.region, placement, None, None, None
         _, alpha, box = rendered
-        return category, template.name, plc.region, asdict(plc), None, F.footprint_mask(alpha), box
+        return category, template.name, plc.region, placement, None, F.footprint_mask(alpha), box
 
     def _harmonise_params(self, category: str, rng: np.random.Generator) -> Optional[dict]:
         if not any(self.harmonize.values()):
@@ -233,10 +259,10 @@ class Occlude:
         skin = category == "hand" and self.hand_tone == "face"
         return {**self.harmonize, "skin": skin, "noise_seed": int(rng.integers(0, 2**31 - 1))}
 
-    def _shadow_params(self, category: str, lm: np.ndarray, rng: np.random.Generator) -> Optional[dict]:
+    def _shadow_params(self, category: str, geo: dict, rng: np.random.Generator) -> Optional[dict]:
         if not self.shadow or category not in SHADOW_CATEGORIES:
             return None
-        iod = P.face_geometry(lm)["iod"]
+        iod = geo["iod"]
         ang = rng.uniform(np.pi / 4, 3 * np.pi / 4)  # light from above: the shadow falls down
         dist = rng.uniform(0.03, 0.08) * iod
         return {"offset": [float(np.cos(ang) * dist), float(np.sin(ang) * dist)],
@@ -253,17 +279,18 @@ class Occlude:
         shape = tuple(int(s) for s in image.shape[:2])
         if rng.random() >= self.p:
             return OcclusionParams(category="none", image_shape=list(shape))
-        face = F.face_region_mask(lm, shape)
-        poly = F.face_region_polygon(lm).tolist()
+        polygon = F.face_region_polygon(lm)
+        face = F.polygon_mask(polygon, shape)  # == F.face_region_mask(lm, shape)
+        face_total = int(np.count_nonzero(face))
+        geo = P.face_geometry(lm, polygon)  # once per face, not per attempt
         lo, hi = self.coverage
         seen, off_face = [], 0
         for _ in range(self.max_tries):
-            category, name, region, plc, block, mask, box = self._draw_once(shape, lm, rng)
-            frac = 0.0 if mask is None else F.occluded_fraction(mask, face, box)
+            category, name, region, plc, block, mask, box = self._draw_once(shape, lm, rng, geo)
+            frac, inside = (0.0, 0.0) if mask is None else _coverage(mask, face, face_total, box)
             seen.append(frac)
             if not (frac > 0.0 and lo <= frac <= hi):
                 continue
-            inside = F.inside_fraction(mask, face, box)
             need = P.MIN_INSIDE.get(category, 0.0)
             if inside < need and frac < need:  # neither mostly on the face nor covering most of it
                 off_face += 1
@@ -273,8 +300,9 @@ class Occlude:
                                    occluded_fraction=float(frac), image_shape=list(shape),
                                    placement=plc, block=block,
                                    harmonise=self._harmonise_params(category, rng),
-                                   shadow=self._shadow_params(category, lm, rng), face_polygon=poly,
-                                   skin_polygons=skin, inside_fraction=float(inside))
+                                   shadow=self._shadow_params(category, geo, rng),
+                                   face_polygon=polygon.tolist(), skin_polygons=skin,
+                                   inside_fraction=float(inside))
         raise PlacementError(
             f"could not place an occluder from categories {list(self.categories)} with occluded "
             f"fraction in [{lo:g}, {hi:g}] after {self.max_tries} tries (fractions drawn: "
@@ -320,7 +348,7 @@ class Occlude:
                                       "replay with the library the params were drawn with")
         template = self.library.get(params.template)
         cached = getattr(self, "_last_render", None)
-        if cached is not None and cached[0] == params.placement and cached[1] == image.shape[:2]:
+        if cached is not None and cached[1] == image.shape[:2] and cached[0] == _frozen(params.placement):
             rendered = cached[2]
         else:
             rendered = P.render(template, P.Placement(**params.placement), image.shape[:2])
@@ -387,30 +415,25 @@ class Occlude:
                 F.face_region_mask(_as_landmarks(landmarks), mask.shape)
             params.occluded_fraction = float(F.occluded_fraction(mask, face))
 
-    def occlude_faces(self, image: np.ndarray, faces: Sequence, rng=None) -> dict:
+    def occlude_faces(self, image: np.ndarray, faces: Sequence, rng=None, *,
+                      timing: Optional[dict] = None) -> dict:
         """Occlude every face of ``faces`` (each its own draw, in the order given).
 
         A face where no placement fits gets category ``none`` (the others are still occluded);
-        the image is returned unchanged with an empty mask when ``faces`` is empty.
+        the image is returned unchanged with an empty mask when ``faces`` is empty. This is
+        :func:`occlude_faces` with this occluder (``occsynth generate`` uses the same function).
+
+        Args:
+            rng: one ``Generator`` or seed for all faces, or a list with one per face.
+            timing: optional dict; seconds spent drawing (``placement``) and applying
+                (``composite``) are added to it.
 
         Returns:
-            ``dict(image, mask, params, occluded)``: the combined image, the union of the masks,
-            one :class:`OcclusionParams` per face, and how many faces were occluded.
+            ``dict(image, mask, params, occluded, failures)``: the combined image, the union of
+            the masks, one :class:`OcclusionParams` per face, how many faces were occluded, and
+            per face the ``PlacementError`` message (None where it was occluded).
         """
-        rng = _as_generator(rng)
-        rgb = _as_rgb(image)
-        out, union, plist = rgb.copy(), np.zeros(rgb.shape[:2], np.uint8), []
-        for lm in faces:
-            try:
-                params = self.get_params(out, lm, rng)
-            except PlacementError:
-                params = OcclusionParams(category="none", image_shape=list(rgb.shape[:2]))
-            out, mask = self._apply_rgb(out, params)
-            self._final_fraction(params, mask, lm)
-            union |= mask
-            plist.append(params)
-        occluded = sum(p.category != "none" for p in plist)
-        return {"image": _like_input(out, image), "mask": union, "params": plist, "occluded": occluded}
+        return occlude_faces(self, image, faces, rng, timing=timing)
 
     def apply_faces(self, image: np.ndarray, params: Sequence):
         """Replay :meth:`occlude_faces`: ``(image, union mask)`` from its list of params."""
@@ -435,6 +458,65 @@ class Occlude:
         from .adapters import albumentations_transform
 
         return albumentations_transform(self, landmarks=landmarks, p=p, **kwargs)
+
+
+def occlude_faces(occluder, image: np.ndarray, faces: Sequence, rng=None, *,
+                  timing: Optional[dict] = None) -> dict:
+    """Occlude every face with ``occluder`` (an :class:`Occlude`, or anything with its
+    ``get_params``/``apply``): each face is drawn on the image as occluded so far, then applied.
+
+    Args:
+        occluder: the occluder.
+        image: ``(H, W, 3) uint8`` RGB (or grey, see :class:`Occlude`).
+        faces: landmarks (``(68, 2)``) or ``Face`` objects, in drawing order.
+        rng: one ``Generator`` or seed shared by all faces (drawn in order), or a sequence with
+            one per face (``occsynth generate`` gives face ``j`` of a pair its own
+            ``face_seed(seed, j)``, so the largest face gets the same occluder with
+            ``--faces all`` as with ``largest``).
+        timing: optional dict; ``placement`` and ``composite`` seconds are added to it.
+
+    Returns:
+        ``dict(image, mask, params, occluded, failures)`` (see :meth:`Occlude.occlude_faces`).
+    """
+    import time
+
+    faces = list(faces)
+    if isinstance(rng, (list, tuple)):
+        if len(rng) != len(faces):
+            raise ValueError(f"rng: got {len(rng)} generators for {len(faces)} faces")
+        rngs = [_as_generator(r) for r in rng]
+    else:
+        rngs = [_as_generator(rng)] * len(faces)
+    rgb = _as_rgb(image)
+    out, union, plist, failures = rgb, None, [], []
+    clock = time.perf_counter
+    for lm, face_rng in zip(faces, rngs):
+        t0 = clock()
+        try:
+            params = occluder.get_params(out, lm, face_rng)
+        except PlacementError as exc:
+            params = OcclusionParams(category="none", image_shape=list(rgb.shape[:2]))
+            failures.append(str(exc))
+        else:
+            failures.append(None)
+        t1 = clock()
+        if params.category == "none":
+            mask = None
+        else:
+            out, mask = occluder.apply(out, params)
+            if isinstance(params, OcclusionParams):
+                Occlude._final_fraction(params, mask, lm)
+            union = mask if union is None else np.maximum(union, mask)
+        if timing is not None:
+            timing["placement"] = timing.get("placement", 0.0) + (t1 - t0)
+            timing["composite"] = timing.get("composite", 0.0) + (clock() - t1)
+        plist.append(params)
+    if union is None:
+        union = np.zeros(rgb.shape[:2], np.uint8)
+    out = out.copy() if out is rgb else out
+    occluded = sum(getattr(p, "category", "") != "none" for p in plist)
+    return {"image": _like_input(out, image), "mask": union, "params": plist, "occluded": occluded,
+            "failures": failures}
 
 
 class BlockOcclude(Occlude):

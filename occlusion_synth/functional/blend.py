@@ -83,6 +83,8 @@ def composite(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, box, shadow
     region = out[y0:y1, x0:x1]
     a = alpha[..., None]
     blended = region.astype(np.float32) * (1.0 - a) + rgb * a
-    touched = alpha > 0
-    region[touched] = np.clip(np.rint(blended[touched]), 0, 255).astype(np.uint8)
+    np.rint(blended, out=blended)
+    np.clip(blended, 0, 255, out=blended)
+    # the same bytes as assigning blended[alpha > 0], without boolean gathers and scatters
+    np.copyto(region, blended.astype(np.uint8), where=(alpha > 0)[..., None])
     return out

@@ -266,9 +266,12 @@ def _blur_patch(rgb, alpha, box, shape, sigma):
     pm[sl + (3,)] = alpha
     pm = cv2.GaussianBlur(pm, (0, 0), float(sigma), borderType=cv2.BORDER_CONSTANT)
     a = np.clip(pm[..., 3], 0.0, 1.0)
-    a = np.where(a < FOOTPRINT_EPS, 0.0, a).astype(np.float32)
-    out = np.where(a[..., None] > 0, pm[..., :3] / np.maximum(a, 1e-6)[..., None], 0.0)
-    return np.clip(out, 0, 255).astype(np.float32), a, (nx0, ny0, nx1, ny1)
+    off = a < FOOTPRINT_EPS
+    a[off] = 0.0
+    out = pm[..., :3] / np.maximum(a, 1e-6)[..., None]
+    out[off] = 0.0
+    np.clip(out, 0, 255, out=out)
+    return out, a, (nx0, ny0, nx1, ny1)
 
 
 def harmonise_occluder(rgb: np.ndarray, alpha: np.ndarray, box, image: np.ndarray, stats: SceneStats,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from functools import lru_cache
 from typing import Union
 
 import cv2
@@ -32,6 +33,9 @@ from .geometry import matrix_scale, similarity_from_points, transform_points, wa
 PRESCALE_BELOW = 0.75
 # Smallest pyramid level side (pixels): a smaller level carries too little detail to start from.
 MIN_LEVEL_SIDE = 8
+# Exact-size shrinks kept per template (least recently used dropped first): a 100 px dataset
+# draws each template at a handful of sizes, so most renders reuse one (at most ~64 KB each there).
+SIZED_CACHE = 8
 
 
 def _premultiplied(rgba: np.ndarray) -> np.ndarray:
@@ -59,6 +63,7 @@ class PreparedRGBA:
         self.rgba = rgba
         self.height, self.width = int(rgba.shape[0]), int(rgba.shape[1])
         self._levels: dict[int, np.ndarray] = {}
+        self._sized: dict[tuple, np.ndarray] = {}  # (level, w, h) -> exact-size shrink, LRU order
         self._lock = threading.Lock()
 
     def level(self, k: int) -> tuple[np.ndarray, float, float]:
@@ -94,14 +99,22 @@ class PreparedRGBA:
         if scale < PRESCALE_BELOW:
             nw = max(2, int(round(self.width * scale)))
             nh = max(2, int(round(self.height * scale)))
-            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            with self._lock:  # faces of one dataset come in a few sizes: keep the last shrinks
+                shrunk = self._sized.pop((k, nw, nh), None)
+                if shrunk is None:
+                    shrunk = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+                    shrunk.flags.writeable = False
+                self._sized[(k, nw, nh)] = shrunk
+                while len(self._sized) > SIZED_CACHE:
+                    self._sized.pop(next(iter(self._sized)))
+            img = shrunk
             fx, fy = nw / self.width, nh / self.height
         return img, fx, fy
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the levels made so far."""
-        return sum(v.nbytes for v in self._levels.values())
+        """Bytes held by the levels and the cached exact-size shrinks."""
+        return sum(v.nbytes for v in self._levels.values()) + sum(v.nbytes for v in self._sized.values())
 
 
 _CACHE: dict[int, PreparedRGBA] = {}
@@ -134,19 +147,32 @@ def prepare_rgba(rgba: Union[np.ndarray, PreparedRGBA]) -> PreparedRGBA:
 
 def _unpremultiply(warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.clip(warped[..., 3], 0.0, 1.0)
-    rgb = warped[..., :3] / np.maximum(alpha, 1e-6)[..., None]
-    rgb[alpha <= 0] = 0.0
+    rgb = np.zeros(warped.shape[:2] + (3,), warped.dtype)  # 0 where alpha <= 0
+    np.divide(warped[..., :3], np.maximum(alpha, 1e-6)[..., None], out=rgb, where=(alpha > 0)[..., None])
     np.clip(rgb, 0.0, 255.0, out=rgb)  # in place: the warp output is float32 already
     return rgb.astype(np.float32, copy=False), alpha.astype(np.float32, copy=False)
 
 
+@lru_cache(maxsize=512)
 def _template_outline(h: int, w: int, n: int = 16) -> np.ndarray:
-    """Points along the template border (pixel-edge coordinates)."""
+    """Points along the template border (pixel-edge coordinates); cached, read-only."""
     t = np.linspace(0.0, 1.0, n)
     xs, ys = -0.5 + t * w, -0.5 + t * h
-    return np.concatenate([
+    out = np.concatenate([
         np.stack([xs, np.full(n, -0.5)], 1), np.stack([xs, np.full(n, h - 0.5)], 1),
         np.stack([np.full(n, -0.5), ys], 1), np.stack([np.full(n, w - 0.5), ys], 1)])
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=256)
+def _upsample_grid(bw: int, bh: int, grid_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ux, uy)`` ``(bh, bw) float32``: pixel ``j`` at coarse-map coordinate ``j / grid_step``
+    (cached per patch size, read-only)."""
+    ux, uy = np.meshgrid(np.arange(bw, dtype=np.float32) / grid_step,
+                         np.arange(bh, dtype=np.float32) / grid_step)
+    ux.flags.writeable = uy.flags.writeable = False
+    return ux, uy
 
 
 def render_affine(rgba: Union[np.ndarray, PreparedRGBA], matrix: np.ndarray, shape: tuple[int, int]):
@@ -258,8 +284,7 @@ def render_tps(rgba: Union[np.ndarray, PreparedRGBA], src_points: np.ndarray, ds
     coarse = _tps_eval(inverse, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(ny, nx, 2)
     coarse = coarse.astype(np.float32)
     # bilinear upsampling of the coarse map: pixel j sits at coarse coordinate j / grid_step
-    ux, uy = np.meshgrid(np.arange(bw, dtype=np.float32) / grid_step,
-                         np.arange(bh, dtype=np.float32) / grid_step)
+    ux, uy = _upsample_grid(int(bw), int(bh), int(grid_step))
     full = cv2.remap(coarse, ux, uy, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     warped = cv2.remap(premult, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))

@@ -1,6 +1,7 @@
 """One sample: decode -> landmarks -> crop -> occlude -> encode -> files, as a :class:`SampleResult`.
 
-Imports :mod:`.config`, :mod:`.plan` (``Task``) and :mod:`.layout` only.
+Imports :mod:`.config`, :mod:`.plan` (``Task``) and :mod:`.layout` only (and, lazily, the library
+below the package: landmarks, crop, ``transforms.occlude_faces`` for the per-face loop).
 
 Executor interface: an executor builds one :class:`SampleWorker` per process from a picklable
 :class:`WorkerSpec` (``SampleWorker(spec)``, once: it loads the template library and the
@@ -105,6 +106,8 @@ def build_occluder(cfg: PairsConfig, library: Any = None) -> Occluder:
 
 def _exif_rotated(data: bytes) -> bool:
     """True when the file asks to be rotated (then its bytes are not the pixels we used)."""
+    if b"Exif" not in data[:65536] and b"eXIf" not in data:
+        return False  # no EXIF block at all (JPEG APP1 sits in the first 64 KiB): no parse needed
     import io
 
     from PIL import Image
@@ -132,9 +135,13 @@ class SampleWorker:
             get_backend(self.cfg.detector, **self.cfg.landmark_options)
 
     def __call__(self, task: Task) -> SampleResult:
-        """:meth:`process` that never lets one sample's unexpected error end the run."""
+        """:meth:`process` that never lets one sample's unexpected error end the run (with one
+        BLAS thread: see :mod:`.blas`)."""
+        from .blas import single_thread_blas
+
         try:
-            return self.process(task)
+            with single_thread_blas():
+                return self.process(task)
         except (LandmarkBackendError, TemplateError):
             raise  # the run's configuration cannot work: stop with the message
         except Exception as exc:
@@ -254,29 +261,21 @@ class SampleWorker:
                 lms.append(((f + 0.5) * (sx, sy) - 0.5).astype(np.float32))
         t3 = time.perf_counter()
         timing.update(decode=(t1 - t0) + (t3 - t2), landmarks=t2 - t1, placement=0.0, composite=0.0)
+        from ..transforms import occlude_faces
+
         made = []
         for k, seed in enumerate(task.seeds):
             pid = pair_id(sid, k, len(task.seeds))
-            occluded, mask, first, n_faces, failure = clean, None, None, 0, None
-            for j, lm in enumerate(lms):
-                t = time.perf_counter()
-                try:
-                    params = self.occluder.get_params(occluded, lm, np.random.default_rng(face_seed(seed, j)))
-                except PlacementError as exc:
-                    timing["placement"] += time.perf_counter() - t
-                    failure = failure or exc
-                    continue
-                t4 = time.perf_counter()
-                occluded, m = self.occluder.apply(occluded, params)
-                timing["placement"] += t4 - t
-                timing["composite"] += time.perf_counter() - t4
-                mask = m if mask is None else np.maximum(mask, m)
-                first = first or params
-                n_faces += 1
-            if first is None:
+            # face j draws from face_seed(seed, j): the largest face (j = 0) gets the same
+            # occluder with faces "all" as with "largest"
+            rngs = [np.random.default_rng(face_seed(seed, j)) for j in range(len(lms))]
+            done = occlude_faces(self.occluder, clean, lms, rngs, timing=timing)
+            if not done["occluded"]:
+                failure = next((f for f in done["failures"] if f), "nothing placed")
                 skip(f"placement failed: {failure}", pid)
                 continue
-            made.append((pid, seed, first, occluded, mask, n_faces))
+            first = next(p for p in done["params"] if getattr(p, "category", "") != "none")
+            made.append((pid, seed, first, done["image"], done["mask"], done["occluded"]))
         if not made:
             return res
         t5 = time.perf_counter()

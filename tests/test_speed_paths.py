@@ -1,0 +1,85 @@
+"""The generation hot path: one per-face loop for the API and generate, one BLAS thread per sample,
+cached render pieces that give the same bytes."""
+import numpy as np
+import pytest
+
+from occluder_fixtures import toy_library
+from occlusion_synth import functional as F
+from occlusion_synth import placement as P
+from occlusion_synth.pairs.blas import _openblas_controls, single_thread_blas
+from occlusion_synth.pairs.plan import face_seed
+from occlusion_synth.transforms import Occlude, occlude_faces
+
+
+@pytest.fixture(scope="module")
+def group(photo_arrays):
+    """Two real faces side by side, with their dlib landmarks."""
+    import cv2
+
+    from occlusion_synth.landmarks import detect
+
+    parts = []
+    for name in ("obama.jpg", "biden.jpg"):
+        img = photo_arrays[name]
+        s = 240 / img.shape[0]
+        parts.append(cv2.resize(img, (round(img.shape[1] * s), 240), interpolation=cv2.INTER_AREA))
+    image = np.ascontiguousarray(np.hstack(parts))
+    faces = [f.landmarks for f in detect(image, backend="dlib", all_faces=True)]
+    assert len(faces) == 2
+    return image, faces
+
+
+def test_one_rng_per_face_gives_face_zero_the_single_face_draw(group):
+    image, faces = group
+    occ = Occlude(templates=toy_library(texture=True), categories=("food", "hand", "mask", "block"))
+    seed = 12345
+    single = occ(image, faces[0], np.random.default_rng(face_seed(seed, 0)))
+    rngs = [np.random.default_rng(face_seed(seed, j)) for j in range(len(faces))]
+    timing = {}
+    every = occ.occlude_faces(image, faces, rngs, timing=timing)
+    assert every["params"][0].to_dict() == single["params"].to_dict()
+    assert every["occluded"] == 2 and every["failures"] == [None, None]
+    assert ((single["mask"] > 0) <= (every["mask"] > 0)).all()
+    assert timing["placement"] > 0 and timing["composite"] > 0
+    # the module function is the same loop, for any occluder with get_params/apply
+    again = occlude_faces(occ, image, faces, [np.random.default_rng(face_seed(seed, j)) for j in range(2)])
+    assert np.array_equal(again["image"], every["image"]) and np.array_equal(again["mask"], every["mask"])
+    with pytest.raises(ValueError, match="2 faces"):
+        occlude_faces(occ, image, faces, [np.random.default_rng(0)])
+
+
+def test_failed_faces_are_reported_and_the_image_is_not_touched(group):
+    image, faces = group
+    occ = Occlude(templates=toy_library(), categories=("food",), coverage=(0.999, 1.0), max_tries=3)
+    res = occ.occlude_faces(image, faces, 0)
+    assert res["occluded"] == 0 and all("could not place" in f for f in res["failures"])
+    assert np.array_equal(res["image"], image) and res["image"] is not image and not res["mask"].any()
+
+
+def test_single_thread_blas_restores_the_previous_counts():
+    controls = _openblas_controls()
+    before = [get() for get, _ in controls]
+    with single_thread_blas():
+        assert all(get() == 1 for get, _ in controls)
+        a = np.eye(30) * 3 + 0.01
+        assert np.allclose(np.linalg.solve(a, np.ones(30)) @ a, 1.0)
+    assert [get() for get, _ in controls] == before
+
+
+def test_cached_shrinks_and_grids_give_the_same_render():
+    """A second render of the same placement reuses cached pieces and gives the same bytes."""
+    lib = toy_library(texture=True)
+    template = lib.by_category("mask")[0]
+    w = template.rgba.shape[1]
+    idx, src = template.landmark_anchors()
+    dst = (src - src.mean(0)) * (60.0 / w) + (50, 60)
+    outs = [F.render_tps(template.rgba, src, dst, (100, 100)) for _ in range(3)]
+    assert 60.0 / w < 0.75  # a shrink: the exact-size level is made once and cached
+    for rgb, alpha, box in outs[1:]:
+        assert box == outs[0][2]
+        assert np.array_equal(rgb, outs[0][0]) and np.array_equal(alpha, outs[0][1])
+    prepared = template.prepared
+    assert prepared._sized and all(not v.flags.writeable for v in prepared._sized.values())
+    plc = P.Placement(template=template.name, category="mask", region="nose", warp="tps",
+                      src=src.tolist(), dst=dst.tolist())
+    assert P.render(template, plc, (100, 100)) is not None
