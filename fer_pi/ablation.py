@@ -32,8 +32,13 @@ from .ablation_report import noise_statement, paper_row, write_results_md  # noq
 from .report import EVAL_JSON, pct, write_text
 
 PRESETS: tuple[str, ...] = tuple(METHOD_PRESETS)  # the Table-1 rows, baseline first
-RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "teacher_acc", "n_test", "rec_mse", "train_s",
-                  "checkpoint")
+RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "teacher_acc", "seen_acc", "unseen_acc",
+                  "n_seen", "n_unseen", "n_test", "rec_mse", "train_s", "checkpoint")
+PAIR_PRESETS: tuple[str, ...] = ("resnet", "full")  # the only rows run on the extra --pair-seeds
+# the demo pairs: 20 % of train -> val (for checkpoint curves and choices), 30 % of each category's
+# templates held out of train/val for the unseen-occluder half of test
+DEMO_VAL_FRACTION = 0.2
+DEMO_HOLDOUT_TEMPLATES = 0.3
 GROUP_COLUMNS = ("preset", "seed", "kind", "group", "accuracy", "n")
 # --quick: a CI-sized check of the whole pipeline (not a measurement).
 QUICK_OVERRIDES: dict[str, Any] = dict(arch="tiny", weights="none", image_size=32, pretrain_epochs=1,
@@ -79,7 +84,8 @@ def build_demo_pairs(out_dir: str | os.PathLike, seed: int = 0, quick: bool = Fa
     """The embedded demo dataset (``OUT/demo``) and its generated pairs (``OUT/pairs``).
 
     The same as ``occsynth demo-data OUT/demo`` then ``occsynth generate --src rafdb --root
-    OUT/demo --out OUT/pairs --landmarks aligned``, through the Python API. What already exists is
+    OUT/demo --out OUT/pairs --landmarks aligned --val-fraction 0.2 --holdout-templates 0.3``,
+    through the Python API. What already exists is
     reused (generation resumes). Returns the pairs' ``manifest.csv``.
     """
     from occlusion_synth.demodata import build_demo_dataset
@@ -94,7 +100,8 @@ def build_demo_pairs(out_dir: str | os.PathLike, seed: int = 0, quick: bool = Fa
     if not manifest.is_file():
         # demo faces are aligned crops: the 68-point predictor on the whole frame (as make demo does)
         log(f"pairs -> {pairs} (rafdb reader, aligned landmarks, seed {seed})")
-        generate_pairs(src="rafdb", root=str(demo), out=str(pairs), seed=seed, landmarks="aligned")
+        generate_pairs(src="rafdb", root=str(demo), out=str(pairs), seed=seed, landmarks="aligned",
+                       val_fraction=DEMO_VAL_FRACTION, holdout_templates=DEMO_HOLDOUT_TEMPLATES)
     return manifest
 
 
@@ -135,6 +142,7 @@ def finetune_run(cfg, run_dir: Path, skip_if_done: bool = False, progress: bool 
 
 def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                  presets: Sequence[str] = PRESETS, size_preset: str = "demo", quick: bool = False,
+                 pair_seeds: Sequence[int] = (),
                  overrides: dict[str, Any] | None = None, set_items: Sequence[str] = (),
                  device: str = "auto", command: str = "", log: Callable[[str], None] = _log_default) -> dict:
     """Pre-train once per seed, fine-tune every preset from it, evaluate on the occluded test split.
@@ -146,6 +154,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         presets: Table-1 rows to run (``resnet`` is the baseline).
         size_preset: :data:`fer_pi.config.SIZE_PRESETS` name.
         quick: tiny net, 32 px, one epoch per phase (pipeline check).
+        pair_seeds: further seeds on which only :data:`PAIR_PRESETS` (baseline and full) run,
+            for a tighter baseline-vs-full comparison.
         overrides: config fields to set (e.g. ``{"epochs": 2}``), applied after the presets.
         set_items: ``key=value`` overrides as on the command line.
         command: the command line, recorded in ``results.md``.
@@ -179,7 +189,9 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         write_text(path, json.dumps(res, indent=2) + "\n")
         return res
 
-    for seed in seeds:
+    plan = [(s, list(presets)) for s in seeds]
+    plan += [(s, [p for p in presets if p in PAIR_PRESETS]) for s in pair_seeds if s not in seeds]
+    for seed, seed_presets in plan:
         base = _seed_config(manifest, seed, size_preset, quick, overrides or {}, set_items)
         base.device = device
         config_used = base.to_dict()
@@ -195,7 +207,7 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         rows.append(_row("pretrain", seed, res, pre_s, student_ckpt))
         log(f"[seed {seed}] pretrained student: occluded {pct(res['accuracy'])}% "
             f"(clean {pct((res.get('clean') or {}).get('accuracy'))}%) in {pre_s:.0f}s")
-        for preset in presets:
+        for preset in seed_presets:
             run_dir = seed_dir / preset
             cfg = base.replace(teacher=str(teacher_ckpt), student=str(student_ckpt))
             cfg.set_method(preset)
@@ -213,7 +225,7 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             _write_csv(out / "results_groups.csv", GROUP_COLUMNS, groups)
     wall = time.perf_counter() - t_start
     summary = summarize(rows)
-    md = write_results_md(out, summary, rows, evals, config=config_used or {}, seeds=list(seeds),
+    md = write_results_md(out, summary, rows, evals, config=config_used or {}, seeds=[s for s, _ in plan],
                           manifest=manifest, command=command, wall_s=wall, quick=quick)
     return {"rows": rows, "summary": summary, "results_csv": out / "results.csv", "results_md": md, "wall_s": wall}
 
@@ -230,9 +242,13 @@ def _summary_time(run_dir: Path) -> float | None:
 
 def _row(preset: str, seed: int, res: dict, train_s: float, ckpt: Path) -> dict:
     clean = (res.get("clean") or {}).get("accuracy")
+    sets = res.get("per_template_set") or {}
     train_s = _summary_time(Path(ckpt).parent) or train_s
     return {"preset": preset, "seed": seed, "occluded_acc": _pct_num(res.get("accuracy")),
             "clean_acc": _pct_num(clean), "teacher_acc": _pct_num((res.get("teacher") or {}).get("accuracy")),
+            "seen_acc": _pct_num((sets.get("seen") or {}).get("accuracy")),
+            "unseen_acc": _pct_num((sets.get("unseen") or {}).get("accuracy")),
+            "n_seen": (sets.get("seen") or {}).get("n", ""), "n_unseen": (sets.get("unseen") or {}).get("n", ""),
             "n_test": res.get("n"),
             "rec_mse": "" if res.get("rec_mse") is None else f"{res['rec_mse']:.6f}",
             "train_s": f"{train_s:.1f}", "checkpoint": str(ckpt)}
