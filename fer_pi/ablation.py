@@ -277,15 +277,17 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[dict]) -> None:
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Mean and sample std over seeds of occluded and clean accuracy (%), per preset, in row order."""
+    """Mean and sample std over seeds of occluded and clean accuracy (%), per preset, in row order;
+    mean teacher, seen-occluder and unseen-occluder accuracy (``nan`` when absent)."""
     order = list(dict.fromkeys(r["preset"] for r in rows))
     out = []
     for p in order:
         sel = [r for r in rows if r["preset"] == p]
         mean, std, n = metrics.mean_std(float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != "")
         cmean, cstd, _ = metrics.mean_std(float(r["clean_acc"]) for r in sel if r["clean_acc"] != "")
-        tmean, _, _ = metrics.mean_std(float(r["teacher_acc"]) for r in sel if r.get("teacher_acc", "") != "")
+        extra = {f"{k}_mean": metrics.mean_std(float(r[f"{k}_acc"]) for r in sel
+                                               if r.get(f"{k}_acc", "") != "")[0] for k in ("teacher", "seen", "unseen")}
         out.append({"preset": p, "mean": mean, "std": std, "n": n, "clean_mean": cmean, "clean_std": cstd,
-                    "teacher_mean": tmean,
+                    **extra,
                     "per_seed": [float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != ""]})
     return out

@@ -131,15 +131,19 @@ def ablation_markdown(summary: Sequence[Mapping], dataset_note: str = "") -> str
         std = "n/a" if s.get("std") is None or math.isnan(s["std"]) else f"{s['std']:.2f}"
         delta = (f"{s['mean'] - base['mean']:+.2f}" if base and p != "resnet" and not math.isnan(s["mean"]) else "")
         pdelta = (f"{paper['rafdb'] - PAPER_TABLE1['resnet']['rafdb']:+.2f}" if paper and p != "resnet" else "")
-        clean, teacher = s.get("clean_mean"), s.get("teacher_mean")
-        rows.append([p, PRESET_TITLES.get(p, p), f"{s['mean']:.2f}", std, s.get("n", ""), delta,
-                     "n/a" if clean is None or math.isnan(clean) else f"{clean:.2f}",
-                     "n/a" if teacher is None or math.isnan(teacher) else f"{teacher:.2f}",
-                     f"{paper['rafdb']:.2f}" if paper else "", pdelta])
-    header = ["preset", "method", "occluded acc mean (%)", "std", "seeds", "vs resnet",
-              "clean acc (%)", "teacher clean acc (%)", "paper RAF-DB (%)", "paper vs ResNet"]
+        rows.append([p, PRESET_TITLES.get(p, p), f"{s['mean']:.2f}", std, s.get("n", ""), delta]
+                    + [_fmt_pct(s.get(k)) for k in ("seen_mean", "unseen_mean", "clean_mean", "teacher_mean")]
+                    + [f"{paper['rafdb']:.2f}" if paper else "", pdelta])
+    header = ["preset", "method", "occluded acc mean (%)", "std", "seeds", "vs resnet", "seen occluders (%)",
+              "unseen occluders (%)", "clean acc (%)", "teacher clean acc (%)", "paper RAF-DB (%)",
+              "paper vs ResNet"]
     text = _table(header, rows)
     return (dataset_note + "\n\n" if dataset_note else "") + text
+
+
+def _fmt_pct(x: float | None) -> str:
+    """A mean accuracy in % with two decimals, ``n/a`` when missing or nan."""
+    return "n/a" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
 def _rel(path: Path, start: Path) -> str:
