@@ -17,8 +17,16 @@ if [ -f "$DATA/demo_info.json" ]; then echo "already built: $DATA (delete it to 
 else $BIN/occsynth demo-data "$DATA" --seed "$SEED"; fi
 
 step "2/6 generate clean/occluded/mask pairs -> $PAIRS"
+# 20 % of train -> val (checkpoint selection and curves; the demo photos carry no identity in the
+# rafdb reader, so by sample); 30 % of each category's templates held out of train/val: half of
+# the test pairs are occluded by those unseen templates, half by seen ones
+GEN_OPTS=(--val-fraction 0.2 --holdout-templates 0.3)
+if [ -f "$PAIRS/dataset.json" ] && ! grep -q '"holdout_templates": 0.3' "$PAIRS/dataset.json"; then
+  echo "$PAIRS was made by an older make demo (no val split / template holdout): regenerating it"
+  OVERWRITE=--overwrite
+fi
 $BIN/occsynth generate --src rafdb --root "$DATA" --templates assets --out "$PAIRS" \
-    --landmarks aligned --seed "$SEED" --workers 2
+    --landmarks aligned --seed "$SEED" --workers 2 "${GEN_OPTS[@]}" ${OVERWRITE:-}
 
 step "3/6 contact sheet of generated pairs -> $RUN/pairs_preview.png"
 rm -rf "$RUN"; mkdir -p "$RUN"   # runs are cheap: a re-run starts them afresh
