@@ -9,6 +9,9 @@ DATA=${DEMO_DATA:-data/demo}
 PAIRS=${DEMO_PAIRS:-data/demo_pairs}
 RUN=${DEMO_RUN:-runs/demo}
 SEED=${DEMO_SEED:-0}
+# extra options for every fer-pi pretrain/train call, e.g. a quicker check on a loaded machine:
+# DEMO_TRAIN_ARGS="--image-size 32 --set pretrain_epochs=3 --set epochs=2" make demo
+read -r -a TRAIN_ARGS <<< "${DEMO_TRAIN_ARGS:-}"
 start=$(date +%s)
 step() { printf '\n== [%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
 
@@ -36,12 +39,12 @@ step "4/6 pretrain teacher (clean) and student (occluded) once, shared by both m
 # best.pt is the epoch with the best occluded val accuracy when the pairs have a val split, else
 # the last epoch (nothing is ever selected on test)
 $BIN/fer-pi pretrain --data "$PAIRS/manifest.csv" --size demo --seed "$SEED" \
-    --out "$RUN/pretrain"
+    --out "$RUN/pretrain" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
 
 step "5/6 fine-tune: baseline (CE only) and full method (sim + LIR + adv + rec)"
 for preset in resnet full; do
   $BIN/fer-pi train --data "$PAIRS/manifest.csv" --preset "$preset" --size demo --seed "$SEED" \
-      --pretrained-run "$RUN/pretrain" --out "$RUN/$preset"
+      --pretrained-run "$RUN/pretrain" --out "$RUN/$preset" ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}
   $BIN/fer-pi evaluate "$RUN/$preset/best.pt" --data "$PAIRS/manifest.csv" --by category --out "$RUN/$preset/eval"
 done
 
