@@ -142,7 +142,7 @@ def finetune_run(cfg, run_dir: Path, skip_if_done: bool = False, progress: bool 
 
 def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                  presets: Sequence[str] = PRESETS, size_preset: str = "demo", quick: bool = False,
-                 pair_seeds: Sequence[int] = (),
+                 pair_seeds: Sequence[int] = (), report_only: bool = False,
                  overrides: dict[str, Any] | None = None, set_items: Sequence[str] = (),
                  device: str = "auto", command: str = "", log: Callable[[str], None] = _log_default) -> dict:
     """Pre-train once per seed, fine-tune every preset from it, evaluate on the occluded test split.
@@ -156,6 +156,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         quick: tiny net, 32 px, one epoch per phase (pipeline check).
         pair_seeds: further seeds on which only :data:`PAIR_PRESETS` (baseline and full) run,
             for a tighter baseline-vs-full comparison.
+        report_only: train nothing: collect the runs already evaluated into the results (what is
+            not finished is left out and logged).
         overrides: config fields to set (e.g. ``{"epochs": 2}``), applied after the presets.
         set_items: ``key=value`` overrides as on the command line.
         command: the command line, recorded in ``results.md``.
@@ -198,9 +200,15 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         seed_dir = out / f"seed{seed}"
         pre_dir = seed_dir / "pretrain"
         t0 = time.perf_counter()
-        log(f"[seed {seed}] pretraining ({base.arch}, {base.image_size} px, "
-            f"{base.pretrain_epochs} epochs) -> {pre_dir}")
-        teacher_ckpt, student_ckpt = pretrain_run(base, pre_dir)
+        if report_only:
+            if not (pre_dir / "eval" / EVAL_JSON).is_file():
+                log(f"[seed {seed}] not pre-trained yet: left out (report only)")
+                continue
+            teacher_ckpt, student_ckpt = pre_dir / "teacher.pt", pre_dir / "student.pt"
+        else:
+            log(f"[seed {seed}] pretraining ({base.arch}, {base.image_size} px, "
+                f"{base.pretrain_epochs} epochs) -> {pre_dir}")
+            teacher_ckpt, student_ckpt = pretrain_run(base, pre_dir)
         pre_s = time.perf_counter() - t0
         res = score(student_ckpt, pre_dir / "eval")
         evals[("pretrain", seed)] = res
@@ -213,6 +221,9 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             cfg.set_method(preset)
             t0 = time.perf_counter()
             done = (run_dir / "eval" / EVAL_JSON).is_file()
+            if report_only and not done:
+                log(f"[seed {seed}] {preset}: not finished, left out (report only)")
+                continue
             ckpt = finetune_run(cfg, run_dir, skip_if_done=done)
             train_s = time.perf_counter() - t0
             res = score(ckpt, run_dir / "eval")
@@ -225,7 +236,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             _write_csv(out / "results_groups.csv", GROUP_COLUMNS, groups)
     wall = time.perf_counter() - t_start
     summary = summarize(rows)
-    md = write_results_md(out, summary, rows, evals, config=config_used or {}, seeds=[s for s, _ in plan],
+    md = write_results_md(out, summary, rows, evals, config=config_used or {},
+                          seeds=list(dict.fromkeys(int(r["seed"]) for r in rows)),
                           manifest=manifest, command=command, wall_s=wall, quick=quick)
     return {"rows": rows, "summary": summary, "results_csv": out / "results.csv", "results_md": md, "wall_s": wall}
 

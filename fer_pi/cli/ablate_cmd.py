@@ -46,6 +46,8 @@ def _csv_presets(ctx, param, value):
                    "[default: 3,4; none with --quick].")
 @click.option("--presets", default=",".join(PRESET_NAMES), show_default=True, callback=_csv_presets,
               help="Comma-separated Table-1 presets to fine-tune (resnet is the baseline).")
+@click.option("--report-only", is_flag=True,
+              help="Train nothing: rebuild results.csv/results.md from the runs already evaluated in --out.")
 @click.option("--quick", is_flag=True,
               help="CI-sized pipeline check: tiny net, 32 px, one epoch per phase, one seed.")
 @click.option("--size-preset", "--size", "size_preset", type=click.Choice(list(SIZE_PRESETS)),
@@ -60,7 +62,7 @@ def _csv_presets(ctx, param, value):
               help="Any config field, e.g. --set lambda_adv=0.1 (repeatable; same for every preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | None,
-           pair_seeds: list[int] | None, presets: list[str],
+           pair_seeds: list[int] | None, presets: list[str], report_only: bool,
            quick: bool, size_preset: str, epochs: int | None, pretrain_epochs: int | None, arch: str | None,
            image_size: int | None, set_items: tuple[str, ...], device: str) -> None:
     """Run the paper's ablation (Table 1) and write the comparison table.
@@ -88,6 +90,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     parts += [str(manifest)] if not demo and manifest_given else []
     parts += ["--seeds", ",".join(map(str, seeds)), "--pair-seeds", ",".join(map(str, pair_seeds)), "--presets", ",".join(presets), "--size-preset", size_preset]
     parts += ["--quick"] if quick else []
+    parts += ["--report-only"] if report_only else []
     for flag, value in (("--epochs", epochs), ("--pretrain-epochs", pretrain_epochs), ("--arch", arch),
                         ("--image-size", image_size)):
         parts += [flag, str(value)] if value is not None else []
@@ -95,7 +98,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
         parts += ["--set", item]
     command = "fer-pi ablate " + shlex.join(parts)
     result = run_ablation(out_dir, manifest, seeds=seeds, presets=presets, size_preset=size_preset, quick=quick,
-                          pair_seeds=pair_seeds, overrides=overrides, set_items=set_items, device=device, command=command,
+                          pair_seeds=pair_seeds, report_only=report_only, overrides=overrides, set_items=set_items, device=device, command=command,
                           log=click.echo)
     click.echo("")
     click.echo(f"{'preset':8s} {'occluded acc %':>15s} {'std':>6s} {'seeds':>5s}")
