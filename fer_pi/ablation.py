@@ -224,7 +224,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             if report_only and not done:
                 log(f"[seed {seed}] {preset}: not finished, left out (report only)")
                 continue
-            ckpt = finetune_run(cfg, run_dir, skip_if_done=done)
+            # evaluated: its evaluation.json is what counts (the checkpoints may have been deleted)
+            ckpt = run_dir / "last.pt" if done else finetune_run(cfg, run_dir)
             train_s = time.perf_counter() - t0
             res = score(ckpt, run_dir / "eval")
             evals[(preset, seed)] = res

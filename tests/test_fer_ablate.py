@@ -177,3 +177,19 @@ def test_ablate_quick_builds_demo_data_and_pairs(tmp_path):
     test_n = sum(p["split"] == "test" for p in pairs)
     assert [r["preset"] for r in rows] == ["pretrain", "full"] and int(rows[1]["n_test"]) == test_n
     assert f"demo data -> {out / 'data' / 'demo'}" in res.output and f"pairs -> {out / 'data' / 'pairs'}" in res.output
+
+
+def test_report_only_trains_nothing(quick_run):
+    out = quick_run["out"]
+    before = (out / "results.csv").read_text()
+    for ckpt in out.glob("seed0/*/last.pt"):
+        ckpt.unlink()  # evaluated runs count by their evaluation.json, not their checkpoints
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--data", str(quick_run["manifest"]), "--quick",
+                                   "--presets", "resnet,full,sim", "--report-only"])
+    assert res.exit_code == 0, res.output
+    assert "[seed 0] sim: not finished, left out (report only)" in res.output
+    assert not list(out.glob("seed0/*/last.pt")) and not (out / "seed0" / "sim").exists()
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["preset"] for r in rows] == ["pretrain", "resnet", "full"]
+    assert [r["occluded_acc"] for r in rows] == [r["occluded_acc"] for r in csv.DictReader(before.splitlines())]
