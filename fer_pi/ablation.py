@@ -32,8 +32,13 @@ from .ablation_report import noise_statement, paper_row, write_results_md  # noq
 from .report import EVAL_JSON, pct, write_text
 
 PRESETS: tuple[str, ...] = tuple(METHOD_PRESETS)  # the Table-1 rows, baseline first
-RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "teacher_acc", "n_test", "rec_mse", "train_s",
-                  "checkpoint")
+RESULT_COLUMNS = ("preset", "seed", "occluded_acc", "clean_acc", "teacher_acc", "seen_acc", "unseen_acc",
+                  "n_seen", "n_unseen", "n_test", "rec_mse", "train_s", "checkpoint")
+PAIR_PRESETS: tuple[str, ...] = ("resnet", "full")  # the only rows run on the extra --pair-seeds
+# the demo pairs: 20 % of train -> val (for checkpoint curves and choices), 30 % of each category's
+# templates held out of train/val for the unseen-occluder half of test
+DEMO_VAL_FRACTION = 0.2
+DEMO_HOLDOUT_TEMPLATES = 0.3
 GROUP_COLUMNS = ("preset", "seed", "kind", "group", "accuracy", "n")
 # --quick: a CI-sized check of the whole pipeline (not a measurement).
 QUICK_OVERRIDES: dict[str, Any] = dict(arch="tiny", weights="none", image_size=32, pretrain_epochs=1,
@@ -79,7 +84,8 @@ def build_demo_pairs(out_dir: str | os.PathLike, seed: int = 0, quick: bool = Fa
     """The embedded demo dataset (``OUT/demo``) and its generated pairs (``OUT/pairs``).
 
     The same as ``occsynth demo-data OUT/demo`` then ``occsynth generate --src rafdb --root
-    OUT/demo --out OUT/pairs --landmarks aligned``, through the Python API. What already exists is
+    OUT/demo --out OUT/pairs --landmarks aligned --val-fraction 0.2 --holdout-templates 0.3``,
+    through the Python API. What already exists is
     reused (generation resumes). Returns the pairs' ``manifest.csv``.
     """
     from occlusion_synth.demodata import build_demo_dataset
@@ -94,7 +100,8 @@ def build_demo_pairs(out_dir: str | os.PathLike, seed: int = 0, quick: bool = Fa
     if not manifest.is_file():
         # demo faces are aligned crops: the 68-point predictor on the whole frame (as make demo does)
         log(f"pairs -> {pairs} (rafdb reader, aligned landmarks, seed {seed})")
-        generate_pairs(src="rafdb", root=str(demo), out=str(pairs), seed=seed, landmarks="aligned")
+        generate_pairs(src="rafdb", root=str(demo), out=str(pairs), seed=seed, landmarks="aligned",
+                       val_fraction=DEMO_VAL_FRACTION, holdout_templates=DEMO_HOLDOUT_TEMPLATES)
     return manifest
 
 
@@ -135,6 +142,7 @@ def finetune_run(cfg, run_dir: Path, skip_if_done: bool = False, progress: bool 
 
 def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                  presets: Sequence[str] = PRESETS, size_preset: str = "demo", quick: bool = False,
+                 pair_seeds: Sequence[int] = (), report_only: bool = False,
                  overrides: dict[str, Any] | None = None, set_items: Sequence[str] = (),
                  device: str = "auto", command: str = "", log: Callable[[str], None] = _log_default) -> dict:
     """Pre-train once per seed, fine-tune every preset from it, evaluate on the occluded test split.
@@ -146,6 +154,10 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         presets: Table-1 rows to run (``resnet`` is the baseline).
         size_preset: :data:`fer_pi.config.SIZE_PRESETS` name.
         quick: tiny net, 32 px, one epoch per phase (pipeline check).
+        pair_seeds: further seeds on which only :data:`PAIR_PRESETS` (baseline and full) run,
+            for a tighter baseline-vs-full comparison.
+        report_only: train nothing: collect the runs already evaluated into the results (what is
+            not finished is left out and logged).
         overrides: config fields to set (e.g. ``{"epochs": 2}``), applied after the presets.
         set_items: ``key=value`` overrides as on the command line.
         command: the command line, recorded in ``results.md``.
@@ -179,29 +191,41 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         write_text(path, json.dumps(res, indent=2) + "\n")
         return res
 
-    for seed in seeds:
+    plan = [(s, list(presets)) for s in seeds]
+    plan += [(s, [p for p in presets if p in PAIR_PRESETS]) for s in pair_seeds if s not in seeds]
+    for seed, seed_presets in plan:
         base = _seed_config(manifest, seed, size_preset, quick, overrides or {}, set_items)
         base.device = device
         config_used = base.to_dict()
         seed_dir = out / f"seed{seed}"
         pre_dir = seed_dir / "pretrain"
         t0 = time.perf_counter()
-        log(f"[seed {seed}] pretraining ({base.arch}, {base.image_size} px, "
-            f"{base.pretrain_epochs} epochs) -> {pre_dir}")
-        teacher_ckpt, student_ckpt = pretrain_run(base, pre_dir)
+        if report_only:
+            if not (pre_dir / "eval" / EVAL_JSON).is_file():
+                log(f"[seed {seed}] not pre-trained yet: left out (report only)")
+                continue
+            teacher_ckpt, student_ckpt = pre_dir / "teacher.pt", pre_dir / "student.pt"
+        else:
+            log(f"[seed {seed}] pretraining ({base.arch}, {base.image_size} px, "
+                f"{base.pretrain_epochs} epochs) -> {pre_dir}")
+            teacher_ckpt, student_ckpt = pretrain_run(base, pre_dir)
         pre_s = time.perf_counter() - t0
         res = score(student_ckpt, pre_dir / "eval")
         evals[("pretrain", seed)] = res
         rows.append(_row("pretrain", seed, res, pre_s, student_ckpt))
         log(f"[seed {seed}] pretrained student: occluded {pct(res['accuracy'])}% "
             f"(clean {pct((res.get('clean') or {}).get('accuracy'))}%) in {pre_s:.0f}s")
-        for preset in presets:
+        for preset in seed_presets:
             run_dir = seed_dir / preset
             cfg = base.replace(teacher=str(teacher_ckpt), student=str(student_ckpt))
             cfg.set_method(preset)
             t0 = time.perf_counter()
             done = (run_dir / "eval" / EVAL_JSON).is_file()
-            ckpt = finetune_run(cfg, run_dir, skip_if_done=done)
+            if report_only and not done:
+                log(f"[seed {seed}] {preset}: not finished, left out (report only)")
+                continue
+            # evaluated: its evaluation.json is what counts (the checkpoints may have been deleted)
+            ckpt = run_dir / "last.pt" if done else finetune_run(cfg, run_dir)
             train_s = time.perf_counter() - t0
             res = score(ckpt, run_dir / "eval")
             evals[(preset, seed)] = res
@@ -213,7 +237,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             _write_csv(out / "results_groups.csv", GROUP_COLUMNS, groups)
     wall = time.perf_counter() - t_start
     summary = summarize(rows)
-    md = write_results_md(out, summary, rows, evals, config=config_used or {}, seeds=list(seeds),
+    md = write_results_md(out, summary, rows, evals, config=config_used or {},
+                          seeds=list(dict.fromkeys(int(r["seed"]) for r in rows)),
                           manifest=manifest, command=command, wall_s=wall, quick=quick)
     return {"rows": rows, "summary": summary, "results_csv": out / "results.csv", "results_md": md, "wall_s": wall}
 
@@ -230,9 +255,13 @@ def _summary_time(run_dir: Path) -> float | None:
 
 def _row(preset: str, seed: int, res: dict, train_s: float, ckpt: Path) -> dict:
     clean = (res.get("clean") or {}).get("accuracy")
+    sets = res.get("per_template_set") or {}
     train_s = _summary_time(Path(ckpt).parent) or train_s
     return {"preset": preset, "seed": seed, "occluded_acc": _pct_num(res.get("accuracy")),
             "clean_acc": _pct_num(clean), "teacher_acc": _pct_num((res.get("teacher") or {}).get("accuracy")),
+            "seen_acc": _pct_num((sets.get("seen") or {}).get("accuracy")),
+            "unseen_acc": _pct_num((sets.get("unseen") or {}).get("accuracy")),
+            "n_seen": (sets.get("seen") or {}).get("n", ""), "n_unseen": (sets.get("unseen") or {}).get("n", ""),
             "n_test": res.get("n"),
             "rec_mse": "" if res.get("rec_mse") is None else f"{res['rec_mse']:.6f}",
             "train_s": f"{train_s:.1f}", "checkpoint": str(ckpt)}
@@ -261,15 +290,17 @@ def _write_csv(path: Path, columns: Sequence[str], rows: list[dict]) -> None:
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Mean and sample std over seeds of occluded and clean accuracy (%), per preset, in row order."""
+    """Mean and sample std over seeds of occluded and clean accuracy (%), per preset, in row order;
+    mean teacher, seen-occluder and unseen-occluder accuracy (``nan`` when absent)."""
     order = list(dict.fromkeys(r["preset"] for r in rows))
     out = []
     for p in order:
         sel = [r for r in rows if r["preset"] == p]
         mean, std, n = metrics.mean_std(float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != "")
         cmean, cstd, _ = metrics.mean_std(float(r["clean_acc"]) for r in sel if r["clean_acc"] != "")
-        tmean, _, _ = metrics.mean_std(float(r["teacher_acc"]) for r in sel if r.get("teacher_acc", "") != "")
+        extra = {f"{k}_mean": metrics.mean_std(float(r[f"{k}_acc"]) for r in sel
+                                               if r.get(f"{k}_acc", "") != "")[0] for k in ("teacher", "seen", "unseen")}
         out.append({"preset": p, "mean": mean, "std": std, "n": n, "clean_mean": cmean, "clean_std": cstd,
-                    "teacher_mean": tmean,
+                    **extra,
                     "per_seed": [float(r["occluded_acc"]) for r in sel if r["occluded_acc"] != ""]})
     return out

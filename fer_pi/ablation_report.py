@@ -11,10 +11,13 @@ import math
 import os
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import metrics
 from .report import PAPER_TABLE1, _table, ablation_markdown, robustness_markdown, write_text
+
+CONFIDENCE = 0.95  # of the paired-difference intervals
 
 
 def _mean_groups(evals: dict, preset: str, key: str) -> dict:
@@ -83,13 +86,14 @@ def write_results_md(out: Path, summary: list[dict], rows: list[dict], evals: di
                      f"(std {std}) occluded, {pre['clean_mean']:.2f} clean.\n")
     by = {s["preset"]: s for s in table_rows}
     if "resnet" in by and "full" in by:
-        lines.append("\n" + noise_statement(by["resnet"], by["full"]) + "\n")
+        lines.append("\n" + noise_statement(rows) + "\n")
     paired = _paired_rows(rows, [s["preset"] for s in table_rows])
     if paired:
-        lines.append("\nPaired differences to `resnet` (each seed's presets share one pre-training and the "
-                     "same test images, so the per-seed difference removes the pre-training luck):\n\n")
-        lines.append(_table(["preset", "per-seed difference to resnet (points)", "mean", "std", "seeds better"],
-                            paired))
+        lines.append("\nPaired differences to `resnet` in points (each seed's presets share one pre-training and "
+                     "the same test images, so the per-seed difference removes the pre-training luck); mean over "
+                     "seeds with its 95 % t-interval; seen/unseen: the test pairs occluded by training templates "
+                     "vs by held-out templates (blocks in neither):\n\n")
+        lines.append(_table(PAIRED_HEADER, paired))
     lines.append("\nPaper column: Pan et al. 2019, Table 1, RAF-DB (ResNet-50, ImageNet init, 88 px, real RAF-DB "
                  "with synthesized food/hand/drink occluders).\n")
     if "resnet" in by and "full" in by:
@@ -111,9 +115,12 @@ def write_results_md(out: Path, summary: list[dict], rows: list[dict], evals: di
                      "next to `loss_cls` before its lambda.\n\n")
         lines.append(_table(["preset"] + list(LOSS_KEYS), loss_rows))
     lines.append("\n## Per seed\n\n")
-    lines.append(_table(["preset", "seed", "occluded acc (%)", "clean acc (%)", "n test", "time (s)"],
-                        [[r["preset"], r["seed"], _two(r["occluded_acc"]), _two(r["clean_acc"]), r["n_test"],
-                          r["train_s"]] for r in rows]))
+    lines.append(_table(["preset", "seed", "occluded acc (%)", "seen occluders (%)", "unseen occluders (%)",
+                         "clean acc (%)", "teacher clean acc (%)", "n test (seen/unseen)", "time (s)"],
+                        [[r["preset"], r["seed"], _two(r["occluded_acc"]), _two(r.get("seen_acc", "")),
+                          _two(r.get("unseen_acc", "")), _two(r["clean_acc"]), _two(r.get("teacher_acc", "")),
+                          f"{r['n_test']} ({r.get('n_seen', '')}/{r.get('n_unseen', '')})", r["train_s"]]
+                         for r in rows]))
     path = out / "results.md"
     write_text(path, "".join(lines))
     return path
@@ -146,38 +153,87 @@ def _loss_table(out: Path, presets: Sequence[str], seeds: Sequence[int]) -> list
     return rows
 
 
+@dataclass(frozen=True)
+class Interval:
+    """Mean of ``n`` values with its two-sided t confidence interval ``[lo, hi]`` (nan for n < 2)."""
+
+    mean: float
+    lo: float
+    hi: float
+    std: float
+    n: int
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Student-t interval for the mean of ``values`` (sample std, ``n - 1`` degrees of freedom)."""
+    from scipy import stats
+
+    mean, std, n = metrics.mean_std(values)
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, std, n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, std, n)
+
+
+def paired_differences(rows: Sequence[dict], preset: str, column: str = "occluded_acc",
+                       baseline: str = "resnet") -> dict[int, float]:
+    """``{seed: preset - baseline}`` (points) over the seeds where both have ``column``."""
+    def by_seed(p: str) -> dict:
+        return {int(r["seed"]): float(r[column]) for r in rows if r["preset"] == p and r.get(column) not in ("", None)}
+
+    base, other = by_seed(baseline), by_seed(preset)
+    return {s: other[s] - base[s] for s in sorted(other) if s in base}
+
+
+def _ci_cell(iv: Interval) -> str:
+    if iv.n == 0:
+        return ""
+    if iv.n < 2:
+        return f"{iv.mean:+.2f} (1 seed)"
+    return f"{iv.mean:+.2f} [{iv.lo:+.2f}, {iv.hi:+.2f}]"
+
+
 def _paired_rows(rows: Sequence[dict], presets: Sequence[str]) -> list[list[str]]:
-    base = {r["seed"]: float(r["occluded_acc"]) for r in rows if r["preset"] == "resnet" and r["occluded_acc"]}
     out = []
     for p in presets:
         if p == "resnet":
             continue
-        diffs = [float(r["occluded_acc"]) - base[r["seed"]] for r in rows
-                 if r["preset"] == p and r["occluded_acc"] and r["seed"] in base]
+        diffs = paired_differences(rows, p)
         if not diffs:
             continue
-        mean, std, n = metrics.mean_std(diffs)
-        out.append([p, ", ".join(f"{d:+.2f}" for d in diffs), f"{mean:+.2f}",
-                    "n/a" if math.isnan(std) else f"{std:.2f}", f"{sum(d > 0 for d in diffs)}/{n}"])
+        iv = t_interval(list(diffs.values()))
+        cells = [_ci_cell(t_interval(list(paired_differences(rows, p, c).values())))
+                 for c in ("seen_acc", "unseen_acc")]
+        out.append([p, ", ".join(f"{s}: {d:+.2f}" for s, d in diffs.items()), _ci_cell(iv),
+                    "n/a" if math.isnan(iv.std) else f"{iv.std:.2f}", *cells,
+                    f"{sum(d > 0 for d in diffs.values())}/{iv.n}"])
     return out
+
+
+PAIRED_HEADER = ["preset", "per-seed difference to resnet (seed: points)", "mean [95 % CI]", "std",
+                 "seen occluders: mean [95 % CI]", "unseen occluders: mean [95 % CI]", "seeds better"]
 
 
 def _two(x: str) -> str:
     return f"{float(x):.2f}" if x not in ("", None) else "n/a"
 
 
-def noise_statement(base: dict, full: dict) -> str:
-    """One sentence comparing full vs resnet with the seed noise (no claim beyond what it supports)."""
-    diff = full["mean"] - base["mean"]
-    stds = [s for s in (base["std"], full["std"]) if not math.isnan(s)]
-    if len(stds) < 2:
-        return (f"full - resnet = {diff:+.2f} points from a single seed: no seed noise estimate, so this "
-                "difference cannot be called an improvement or a loss.")
-    se = math.sqrt(base["std"] ** 2 / base["n"] + full["std"] ** 2 / full["n"])
-    verdict = ("larger than" if abs(diff) > 2 * se else "within")
-    return (f"full - resnet = {diff:+.2f} points; seed std resnet {base['std']:.2f}, full {full['std']:.2f} "
-            f"(standard error of the difference {se:.2f}): the difference is {verdict} two standard errors"
-            + (" (not significant)." if verdict == "within" else "."))
+
+def noise_statement(rows: Sequence[dict], preset: str = "full", baseline: str = "resnet") -> str:
+    """One sentence on ``preset - baseline`` from the paired per-seed differences and their 95 %
+    t-interval: a difference is called real only when the interval excludes zero."""
+    diffs = paired_differences(rows, preset, baseline=baseline)
+    iv = t_interval(list(diffs.values()))
+    if iv.n < 2:
+        return (f"{preset} - {baseline} = {iv.mean:+.2f} points from a single seed: no seed noise estimate, so "
+                "this difference cannot be called an improvement or a loss.")
+    head = (f"{preset} - {baseline}, paired over {iv.n} seeds: mean {iv.mean:+.2f} points, 95 % CI "
+            f"[{iv.lo:+.2f}, {iv.hi:+.2f}] (t-interval, per-seed std {iv.std:.2f}): ")
+    if iv.lo > 0:
+        return head + f"{preset} is better than {baseline} beyond the seed noise."
+    if iv.hi < 0:
+        return head + f"{preset} is worse than {baseline} beyond the seed noise."
+    return head + "the interval contains zero, so the difference is within the seed noise (not significant)."
 
 
 def paper_row(preset: str) -> float | None:

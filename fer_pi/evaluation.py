@@ -34,7 +34,7 @@ def _logits_of(output: Any):
 
 def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool = True,
              class_names: list[str] | None = None, num_examples: int = 8,
-             coverage_edges=metrics.COVERAGE_EDGES) -> dict:
+             coverage_edges=metrics.COVERAGE_EDGES, id_groups: dict[str, str] | None = None) -> dict:
     """Score ``model`` on every batch of ``loader``.
 
     Args:
@@ -48,6 +48,8 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
             are returned under ``"examples"`` (Figure 4).
         clean_reference: also score the clean images of the same pairs.
         class_names: names for the C outputs (canonical names by default).
+        id_groups: sample id -> group (e.g. :func:`template_sets`); when given, the result has
+            ``per_template_set``: ``{group: {"accuracy", "clean_accuracy", "n"}}``.
 
     Returns:
         ``{"n", "accuracy", "per_class", "per_category", "per_coverage_bin", "confusion",
@@ -69,6 +71,7 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
     y_pred: list[int] = []
     y_pred_clean: list[int] = []
     cats: list[str] = []
+    ids: list[str] = []
     fractions: list[float] = []
     loss_sum = 0.0
     rec_sum, rec_count, psnr_sum = 0.0, 0, 0.0
@@ -85,6 +88,7 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
                 y_true.extend(labels.cpu().tolist())
                 y_pred.extend(logits.argmax(1).cpu().tolist())
                 cats.extend(str(c) or "none" for c in batch.get("category", ["unknown"] * len(labels)))
+                ids.extend(str(i) for i in batch.get("id", [""] * len(labels)))
                 fr = batch.get("occluded_fraction")
                 fractions.extend([math.nan] * len(labels) if fr is None else
                                  [float(x) for x in (fr.tolist() if hasattr(fr, "tolist") else fr)])
@@ -121,12 +125,60 @@ def evaluate(model, loader, device="cpu", decoder=None, *, clean_reference: bool
     if y_pred_clean:
         clean_rep = metrics.classification_report(y_true, y_pred_clean, names, categories=cats)
         result["clean"] = {k: clean_rep[k] for k in ("n", "accuracy", "per_class", "confusion", "per_category")}
+    if id_groups:
+        result["per_template_set"] = _group_accuracy(id_groups, ids, y_true, y_pred, y_pred_clean)
     if rec_count:
         result["rec_mse"] = rec_sum / rec_count
         result["rec_psnr"] = psnr_sum / rec_count
         result["examples"] = {"clean": np.stack(ex_clean), "occluded": np.stack(ex_occ),
                               "reconstructed": np.stack(ex_rec)}
     return result
+
+
+def _group_accuracy(id_groups: dict[str, str], ids: list[str], y_true: list[int], y_pred: list[int],
+                    y_pred_clean: list[int]) -> dict:
+    """``{group: {"accuracy", "clean_accuracy", "n"}}`` over the samples whose id has a group."""
+    acc: dict[str, list[int]] = {}
+    for k, sid in enumerate(ids):
+        g = id_groups.get(sid)
+        if g is None:
+            continue
+        a = acc.setdefault(g, [0, 0, 0])
+        a[0] += int(y_pred[k] == y_true[k])
+        a[1] += int(bool(y_pred_clean) and y_pred_clean[k] == y_true[k])
+        a[2] += 1
+    return {g: {"accuracy": a[0] / a[2], "clean_accuracy": (a[1] / a[2]) if y_pred_clean else None, "n": a[2]}
+            for g, a in sorted(acc.items())}
+
+
+def template_sets(manifest, split: str = "test") -> dict[str, str]:
+    """Pair id -> ``seen`` / ``unseen`` / ``block`` for a manifest made with
+    ``occsynth generate --holdout-templates`` (empty otherwise).
+
+    The set of each template is read from the ``dataset.json`` next to the manifest
+    (:mod:`occlusion_synth.templates.split`); pairs occluded by a procedural block (no template)
+    are ``block``, neither seen nor unseen.
+    """
+    import json
+    from pathlib import Path
+
+    from .data import read_manifest
+
+    info_path = Path(manifest).parent / "dataset.json"
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    sets = {t.get("name"): t.get("set") for t in info.get("templates") or [] if t.get("set")}
+    if not sets:
+        return {}
+    out = {}
+    for row in read_manifest(manifest):
+        if row.get("split") != split:
+            continue
+        tpl = row.get("template") or ""
+        out[row["id"]] = sets.get(tpl) or ("block" if not tpl or row.get("category") == "block" else "unknown")
+    return out
 
 
 def _denormalize(x):
@@ -184,7 +236,7 @@ def evaluate_checkpoint(checkpoint, manifest, split: str = "test", which: str = 
             decoder = None
     dataset = PairedDataset(manifest, split, size, augment=False)
     loader = build_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers)
-    result = evaluate(model, loader, dev, decoder=decoder)
+    result = evaluate(model, loader, dev, decoder=decoder, id_groups=template_sets(manifest, split))
     result.update(checkpoint=str(checkpoint), which=which, split=split, manifest=str(manifest),
                   image_size=size, arch=config.get("arch"), method=config.get("method"),
                   phase=payload.get("phase"))

@@ -62,6 +62,13 @@ def evaluation_markdown(result: Mapping, title: str = "Evaluation") -> str:
                         + ([["clean (reference)", pct(clean.get("accuracy")), clean.get("n")]] if clean else [])
                         + ([["teacher on clean (the guide)", pct(result["teacher"].get("accuracy")),
                              result["teacher"].get("n")]] if result.get("teacher") else [])))
+    sets = result.get("per_template_set") or {}
+    if sets:
+        parts.append("\nOccluder templates seen in training vs held out (`occsynth generate --holdout-templates`; "
+                     "procedural blocks are neither):\n\n")
+        parts.append(_table(["test pairs", "occluded acc (%)", "clean acc (%)", "n"],
+                            [[g, pct(v.get("accuracy")), pct(v.get("clean_accuracy")), v.get("n")]
+                             for g, v in sets.items()]))
     if "rec_mse" in result:
         parts.append(f"\nReconstruction MSE ([0, 1] RGB, against the clean image): {result['rec_mse']:.4f}"
                      + (f", PSNR {result['rec_psnr']:.2f} dB" if "rec_psnr" in result else "") + "\n")
@@ -131,15 +138,19 @@ def ablation_markdown(summary: Sequence[Mapping], dataset_note: str = "") -> str
         std = "n/a" if s.get("std") is None or math.isnan(s["std"]) else f"{s['std']:.2f}"
         delta = (f"{s['mean'] - base['mean']:+.2f}" if base and p != "resnet" and not math.isnan(s["mean"]) else "")
         pdelta = (f"{paper['rafdb'] - PAPER_TABLE1['resnet']['rafdb']:+.2f}" if paper and p != "resnet" else "")
-        clean, teacher = s.get("clean_mean"), s.get("teacher_mean")
-        rows.append([p, PRESET_TITLES.get(p, p), f"{s['mean']:.2f}", std, s.get("n", ""), delta,
-                     "n/a" if clean is None or math.isnan(clean) else f"{clean:.2f}",
-                     "n/a" if teacher is None or math.isnan(teacher) else f"{teacher:.2f}",
-                     f"{paper['rafdb']:.2f}" if paper else "", pdelta])
-    header = ["preset", "method", "occluded acc mean (%)", "std", "seeds", "vs resnet",
-              "clean acc (%)", "teacher clean acc (%)", "paper RAF-DB (%)", "paper vs ResNet"]
+        rows.append([p, PRESET_TITLES.get(p, p), f"{s['mean']:.2f}", std, s.get("n", ""), delta]
+                    + [_fmt_pct(s.get(k)) for k in ("seen_mean", "unseen_mean", "clean_mean", "teacher_mean")]
+                    + [f"{paper['rafdb']:.2f}" if paper else "", pdelta])
+    header = ["preset", "method", "occluded acc mean (%)", "std", "seeds", "vs resnet", "seen occluders (%)",
+              "unseen occluders (%)", "clean acc (%)", "teacher clean acc (%)", "paper RAF-DB (%)",
+              "paper vs ResNet"]
     text = _table(header, rows)
     return (dataset_note + "\n\n" if dataset_note else "") + text
+
+
+def _fmt_pct(x: float | None) -> str:
+    """A mean accuracy in % with two decimals, ``n/a`` when missing or nan."""
+    return "n/a" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -207,12 +218,19 @@ def write_demo_report(run_dirs: Sequence[str | os.PathLike], out_md: str | os.Pa
              "same pairs' clean images for reference. All numbers were measured by `fer-pi evaluate` on this "
              "machine; the demo data is small and synthetic, so the absolute numbers are not comparable with "
              "the paper's RAF-DB figures.\n\n"]
-    rows = [[m, pct(r.get("accuracy")), pct((r.get("clean") or {}).get("accuracy")),
+    def set_acc(r: Mapping, g: str) -> str:
+        return pct(((r.get("per_template_set") or {}).get(g) or {}).get("accuracy"))
+
+    rows = [[m, pct(r.get("accuracy")), set_acc(r, "seen"), set_acc(r, "unseen"),
+             pct((r.get("clean") or {}).get("accuracy")),
              pct((r.get("teacher") or {}).get("accuracy")), r.get("n"),
              f"{r['rec_mse']:.4f}" if "rec_mse" in r else "",
              f"{r['rec_psnr']:.2f}" if "rec_psnr" in r else ""] for m, r in results.items()]
-    lines.append(_table(["model", "occluded acc (%)", "clean acc (%)", "teacher clean acc (%)", "n test",
-                         "rec MSE", "rec PSNR (dB)"], rows))
+    lines.append(_table(["model", "occluded acc (%)", "seen occluders (%)", "unseen occluders (%)",
+                         "clean acc (%)", "teacher clean acc (%)", "n test", "rec MSE", "rec PSNR (dB)"], rows))
+    lines.append("\nSeen / unseen occluders: test pairs occluded by templates used in training vs by held-out "
+                 "templates (n/a without `--holdout-templates`). The teacher is the frozen clean-image network "
+                 "that guides the student (its accuracy on the clean test images).\n")
     names_list = list(results)
     if len(names_list) >= 2:
         a, b = results[names_list[0]].get("accuracy"), results[names_list[-1]].get("accuracy")

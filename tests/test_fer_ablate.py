@@ -77,10 +77,39 @@ def test_summarize_mean_std_by_hand():
     s = {x["preset"]: x for x in ablation.summarize(rows)}
     assert s["resnet"]["mean"] == 72.0 and s["resnet"]["std"] == pytest.approx(2 ** 0.5 * 2)
     assert s["resnet"]["clean_mean"] == 81.0 and s["full"]["n"] == 1 and math.isnan(s["full"]["std"])
-    text = ablation.noise_statement({"mean": 72.0, "std": 2.0, "n": 3}, {"mean": 72.5, "std": 2.0, "n": 3})
-    assert "+0.50" in text and "within" in text
-    text = ablation.noise_statement({"mean": 70.0, "std": 0.5, "n": 3}, {"mean": 75.0, "std": 0.5, "n": 3})
-    assert "larger than" in text
+
+
+def _rows(diffs, seen=None):
+    rows = []
+    for seed, d in enumerate(diffs):
+        rows.append({"preset": "resnet", "seed": seed, "occluded_acc": "50.0", "seen_acc": "60.0", "unseen_acc": ""})
+        rows.append({"preset": "full", "seed": seed, "occluded_acc": f"{50.0 + d}",
+                     "seen_acc": "" if seen is None else f"{60.0 + seen[seed]}", "unseen_acc": ""})
+    return rows
+
+
+def test_t_interval_and_paired_differences_by_hand():
+    from fer_pi.ablation_report import paired_differences, t_interval
+
+    iv = t_interval([1.0, 2.0, 3.0])  # mean 2, std 1, t(0.975, df 2) = 4.3027
+    assert iv.mean == 2.0 and iv.std == pytest.approx(1.0) and iv.n == 3
+    assert iv.hi - iv.mean == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5) and iv.lo == pytest.approx(2 * 2 - iv.hi)
+    one = t_interval([5.0])
+    assert one.mean == 5.0 and math.isnan(one.lo) and one.n == 1
+    rows = _rows([1.0, -2.0, 4.0], seen=[0.5, 0.5, 0.5])
+    assert paired_differences(rows, "full") == {0: 1.0, 1: -2.0, 2: 4.0}
+    assert paired_differences(rows, "full", "seen_acc") == {0: 0.5, 1: 0.5, 2: 0.5}
+    assert paired_differences(rows, "full", "unseen_acc") == {}
+
+
+def test_noise_statement_uses_the_paired_interval():
+    text = ablation.noise_statement(_rows([1.0, -2.0, 4.0]))
+    assert "+1.00" in text and "contains zero" in text and "not significant" in text
+    # the same spread of the means, but the per-seed differences agree: significant
+    text = ablation.noise_statement(_rows([2.0, 2.5, 3.0, 2.0, 2.5]))
+    assert "better than resnet beyond the seed noise" in text and "5 seeds" in text
+    assert "worse than" in ablation.noise_statement(_rows([-2.0, -2.5, -3.0]))
+    assert "single seed" in ablation.noise_statement(_rows([3.0]))
 
 
 def test_demo_report_links_pictures_relatively(quick_run, tmp_path):
@@ -138,9 +167,29 @@ def test_ablate_quick_builds_demo_data_and_pairs(tmp_path):
     manifest = out / "data" / "pairs" / "manifest.csv"
     with open(manifest, newline="") as fh:
         pairs = list(csv.DictReader(fh))
-    assert {p["split"] for p in pairs} == {"train", "test"}
+    assert {p["split"] for p in pairs} == {"train", "val", "test"}  # --val-fraction 0.2
+    info = json.loads((manifest.parent / "dataset.json").read_text())
+    assert info["options"]["holdout_templates"] == ablation.DEMO_HOLDOUT_TEMPLATES
+    unseen = {t["name"] for t in info["templates"] if t["set"] == "unseen"}
+    assert unseen and not any(p["template"] in unseen for p in pairs if p["split"] != "test")
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     test_n = sum(p["split"] == "test" for p in pairs)
     assert [r["preset"] for r in rows] == ["pretrain", "full"] and int(rows[1]["n_test"]) == test_n
     assert f"demo data -> {out / 'data' / 'demo'}" in res.output and f"pairs -> {out / 'data' / 'pairs'}" in res.output
+
+
+def test_report_only_trains_nothing(quick_run):
+    out = quick_run["out"]
+    before = (out / "results.csv").read_text()
+    for ckpt in out.glob("seed0/*/last.pt"):
+        ckpt.unlink()  # evaluated runs count by their evaluation.json, not their checkpoints
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--data", str(quick_run["manifest"]), "--quick",
+                                   "--presets", "resnet,full,sim", "--report-only"])
+    assert res.exit_code == 0, res.output
+    assert "[seed 0] sim: not finished, left out (report only)" in res.output
+    assert not list(out.glob("seed0/*/last.pt")) and not (out / "seed0" / "sim").exists()
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["preset"] for r in rows] == ["pretrain", "resnet", "full"]
+    assert [r["occluded_acc"] for r in rows] == [r["occluded_acc"] for r in csv.DictReader(before.splitlines())]

@@ -18,7 +18,7 @@ def _csv_ints(ctx, param, value):
         out = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r}: expected comma-separated integers such as 0,1,2") from None
-    if not out:
+    if not out and param.name != "pair_seeds":
         raise click.BadParameter("needs at least one seed")
     return out
 
@@ -41,8 +41,13 @@ def _csv_presets(ctx, param, value):
                                            "--data is not given).")
 @click.option("--seeds", default=None, callback=_csv_ints,
               help="Comma-separated seeds; each repeats pre-training and all presets [default: 0,1,2; 0 with --quick].")
+@click.option("--pair-seeds", default=None, callback=_csv_ints,
+              help="Further seeds on which only resnet and full run (baseline-vs-full over more seeds) "
+                   "[default: 3,4; none with --quick].")
 @click.option("--presets", default=",".join(PRESET_NAMES), show_default=True, callback=_csv_presets,
               help="Comma-separated Table-1 presets to fine-tune (resnet is the baseline).")
+@click.option("--report-only", is_flag=True,
+              help="Train nothing: rebuild results.csv/results.md from the runs already evaluated in --out.")
 @click.option("--quick", is_flag=True,
               help="CI-sized pipeline check: tiny net, 32 px, one epoch per phase, one seed.")
 @click.option("--size-preset", "--size", "size_preset", type=click.Choice(list(SIZE_PRESETS)),
@@ -56,7 +61,8 @@ def _csv_presets(ctx, param, value):
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Any config field, e.g. --set lambda_adv=0.1 (repeatable; same for every preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | None, presets: list[str],
+def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | None,
+           pair_seeds: list[int] | None, presets: list[str], report_only: bool,
            quick: bool, size_preset: str, epochs: int | None, pretrain_epochs: int | None, arch: str | None,
            image_size: int | None, set_items: tuple[str, ...], device: str) -> None:
     """Run the paper's ablation (Table 1) and write the comparison table.
@@ -73,6 +79,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     if manifest is not None and demo:
         raise click.UsageError("give either --data MANIFEST or --demo, not both")
     seeds = seeds if seeds is not None else ([0] if quick else [0, 1, 2])
+    pair_seeds = pair_seeds if pair_seeds is not None else ([] if quick else [3, 4])
     manifest_given = manifest is not None
     if manifest is None:
         manifest = build_demo_pairs(out_dir / "data", seed=0, quick=quick, log=click.echo)
@@ -81,8 +88,9 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     # the command as it takes effect (resolved defaults), recorded in results.md
     parts = ["--out", str(out_dir), "--data" if not demo and manifest_given else "--demo"]
     parts += [str(manifest)] if not demo and manifest_given else []
-    parts += ["--seeds", ",".join(map(str, seeds)), "--presets", ",".join(presets), "--size-preset", size_preset]
+    parts += ["--seeds", ",".join(map(str, seeds)), "--pair-seeds", ",".join(map(str, pair_seeds)), "--presets", ",".join(presets), "--size-preset", size_preset]
     parts += ["--quick"] if quick else []
+    parts += ["--report-only"] if report_only else []
     for flag, value in (("--epochs", epochs), ("--pretrain-epochs", pretrain_epochs), ("--arch", arch),
                         ("--image-size", image_size)):
         parts += [flag, str(value)] if value is not None else []
@@ -90,7 +98,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
         parts += ["--set", item]
     command = "fer-pi ablate " + shlex.join(parts)
     result = run_ablation(out_dir, manifest, seeds=seeds, presets=presets, size_preset=size_preset, quick=quick,
-                          overrides=overrides, set_items=set_items, device=device, command=command,
+                          pair_seeds=pair_seeds, report_only=report_only, overrides=overrides, set_items=set_items, device=device, command=command,
                           log=click.echo)
     click.echo("")
     click.echo(f"{'preset':8s} {'occluded acc %':>15s} {'std':>6s} {'seeds':>5s}")

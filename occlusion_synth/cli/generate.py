@@ -117,6 +117,10 @@ def _command() -> str:
               help="largest = occlude the largest face; all = every detected face gets its own occluder.")
 @click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0, max_open=True),
               help="Move this seeded, stratified fraction of train to val (by identity where known).")
+@click.option("--holdout-templates", default=0.0, show_default=True,
+              type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Hold out this seeded fraction of each category's templates: train/val pairs use the "
+                   "others; half the test pairs use held-out (unseen) templates, half seen ones.")
 @click.option("--max-file-size", default="256MB", show_default=True, callback=_byte_size,
               help="Larger source files are skipped before reading (e.g. 64MB, 1GB).")
 @click.option("--splits", default=None, callback=_splits, help="Comma-separated: train,val,test.")
@@ -155,9 +159,9 @@ def _command() -> str:
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar with pairs/s on stderr.")
 def generate(src, root, templates, out, categories, per_image, landmarks, landmark_cache, landmark_option, region,
-             coverage, size, crop, faces, val_fraction, max_file_size, splits, limit, seed, workers, shard, resume,
-             fmt, shard_size, executor, ray_address, variant, label_map, include_contempt, include_neutral, fold, folds,
-             reader_option, progress):
+             coverage, size, crop, faces, val_fraction, holdout_templates, max_file_size, splits, limit, seed, workers,
+             shard, resume, fmt, shard_size, executor, ray_address, variant, label_map, include_contempt, include_neutral,
+             fold, folds, reader_option, progress):
     """Turn a face-expression dataset into clean/occluded/mask pairs with a manifest.
 
     Writes OUT/{clean,occluded,mask}/{split}/{class}/{id}.png, OUT/manifest.csv, OUT/skipped.csv,
@@ -176,6 +180,7 @@ def generate(src, root, templates, out, categories, per_image, landmarks, landma
         cfg = PairsConfig(src=src, root=root, out=out, templates=templates, categories=categories,
                           per_image=per_image, landmarks=landmarks, landmark_cache=landmark_cache, region=region,
                           coverage_range=coverage, size=size, crop=crop, faces=faces, val_fraction=val_fraction,
+                          holdout_templates=holdout_templates,
                           max_file_size=max_file_size, splits=splits, limit=limit, seed=seed, workers=workers,
                           shard=shard, overwrite=not resume, reader_options=reader_options,
                           landmark_options=dict(landmark_option), progress=progress, executor=executor,

@@ -31,7 +31,7 @@ DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 # options that change the bytes written; a resumed run and merged shards must agree on them
 OUTPUT_OPTIONS = ("src", "root", "reader_options", "landmark_options", "templates", "categories", "per_image",
                   "landmarks", "region", "coverage_range", "size", "crop", "crop_margin", "faces", "val_fraction",
-                  "seed", "format", "min_side", "max_side", "max_pixels")
+                  "holdout_templates", "seed", "format", "min_side", "max_side", "max_pixels")
 
 
 class ConfigError(OcclusionSynthError, ValueError):
@@ -70,6 +70,9 @@ class PairsConfig:
             occluder (randomness from ``(seed, id, face index)``), the mask is their union.
         val_fraction: move this stratified, seeded fraction of ``train`` to ``val`` (0 = off;
             identity-aware where the reader gives identities).
+        holdout_templates: hold out this seeded fraction of each category's templates: train/val
+            pairs use the others, test pairs either set (:mod:`occlusion_synth.templates.split`;
+            0 = off).
         splits, limit: which samples (``limit`` counts samples of the selected splits, in
             source order, before sharding).
         seed: global seed (>= 0). workers: processes (1 = in this process). shard: ``(i, n)``.
@@ -105,6 +108,7 @@ class PairsConfig:
     crop_margin: float = 0.25
     faces: str = "largest"
     val_fraction: float = 0.0
+    holdout_templates: float = 0.0
     splits: Optional[tuple] = None
     limit: Optional[int] = None
     seed: int = 0
@@ -170,6 +174,10 @@ class PairsConfig:
             bad("crop_margin", f"must be a number in 0..5, got {self.crop_margin!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
             bad("val_fraction", f"must be in [0, 1), got {self.val_fraction!r}")
+        if not (isinstance(self.holdout_templates, (int, float)) and 0.0 <= self.holdout_templates < 1.0):
+            bad("holdout_templates", f"must be in [0, 1), got {self.holdout_templates!r}")
+        if self.holdout_templates and all(c == "block" for c in cats):
+            bad("holdout_templates", "needs a template category (blocks have no templates to hold out)")
         if self.size is not None and (not isinstance(self.size, int) or self.size < self.min_side):
             bad("size", f"must be an integer of at least {self.min_side} pixels, got {self.size!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 0):
@@ -236,6 +244,8 @@ class PairsConfig:
         d = {k: d[k] for k in OUTPUT_OPTIONS}
         if self.output != "folder":  # absent for folder outputs: older runs still resume
             d["output"], d["shard_size"] = self.output, self.shard_size
+        if not d["holdout_templates"]:  # off: outputs of earlier versions (without the field) resume
+            del d["holdout_templates"]
         d["root"] = str(Path(self.root).resolve())
         d["templates"] = None if self.templates is None else str(Path(self.templates).resolve())
         d["reader_options"] = {k: (v if isinstance(v, (int, float, bool, type(None))) else str(v))

@@ -21,6 +21,7 @@ from .layout import OPTIONS_NAME, STATE_DIR, OutputLock, os_error_message, prepa
 from .plan import ReaderSkip, plan_tasks
 from .shard_output import LAYOUT as SHARD_LAYOUT, ShardOutput, remove_shards, worker_spec
 from .store import IdState
+from ..templates.split import mark_sets
 from .sample import Occluder, WorkerSpec
 
 
@@ -79,6 +80,15 @@ def _load_library(cfg: PairsConfig):
                                   f"large to decode ({exc})") from None
 
 
+def _template_split(cfg: PairsConfig, library):
+    """The seen/unseen template split of ``holdout_templates`` (None when off), recorded in dataset.json."""
+    if not cfg.holdout_templates:
+        return None
+    from ..templates.split import split_library
+
+    return split_library(library, cfg.holdout_templates, cfg.seed)
+
+
 def generate_pairs(config: PairsConfig, *, command: Optional[str] = None,
                    occluder_factory: Optional[Callable[[PairsConfig], Occluder]] = None,
                    executor: Optional[Executor] = None) -> Summary:
@@ -132,7 +142,7 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
                                       f"options given: {kwargs or 'none'}") from None
         _check_resume(out, cfg)
         library = _load_library(cfg)
-        templates = template_info(library, cfg.categories)
+        templates = mark_sets(template_info(library, cfg.categories), _template_split(cfg, library))
         cache = read_landmark_cache(cfg.landmark_cache) if cfg.landmarks == "cached" else None
         shards = ShardOutput(out, cfg.shard_size, cfg.progress) if cfg.output == "webdataset" else None
         files_root = out if shards is None else shards.staging

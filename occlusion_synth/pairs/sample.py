@@ -90,18 +90,31 @@ class SampleResult:
         return rec
 
 
-def build_occluder(cfg: PairsConfig, library: Any = None) -> Occluder:
-    """The real occluder of a run: ``transforms.Occlude`` configured from the run's options."""
+def build_occluder(cfg: PairsConfig, library: Any = None, categories: Optional[tuple] = None) -> Occluder:
+    """The real occluder of a run: ``transforms.Occlude`` configured from the run's options
+    (``categories`` overrides the run's)."""
     from ..transforms import Occlude
 
     kwargs = {"templates": cfg.templates if library is None else library,
-              "categories": tuple(cfg.categories), "region": cfg.region}
+              "categories": tuple(categories or cfg.categories), "region": cfg.region}
     if cfg.coverage_range is not None:
         kwargs["coverage"] = tuple(cfg.coverage_range)
     try:
         return Occlude(**kwargs)
     except ValueError as exc:  # an option value Occlude rejects: a user error, not a crash
         raise OcclusionSynthError(f"occluder options: {exc}") from None
+
+
+def build_split_occluders(cfg: PairsConfig, library: Any = None) -> dict:
+    """``{"seen": Occluder, "unseen": Occluder}`` for ``holdout_templates``
+    (:mod:`occlusion_synth.templates.split`); unseen pairs draw from template categories only."""
+    from ..templates import load_templates
+    from ..templates.split import SEEN, UNSEEN, split_library
+
+    split = split_library(library if library is not None else load_templates(cfg.templates),
+                          cfg.holdout_templates, cfg.seed)
+    kinds = tuple(c for c in cfg.categories if c != "block")
+    return {SEEN: build_occluder(cfg, split.seen), UNSEEN: build_occluder(cfg, split.unseen, kinds)}
 
 
 def _exif_rotated(data: bytes) -> bool:
@@ -126,6 +139,9 @@ class SampleWorker:
         self.cfg = spec.config
         factory = spec.occluder_factory
         self.occluder = factory(self.cfg) if factory is not None else build_occluder(self.cfg, spec.library)
+        # holdout_templates: one occluder per template set, chosen per task in process()
+        self._by_set = (build_split_occluders(self.cfg, spec.library)
+                        if self.cfg.holdout_templates and factory is None else {})
 
     def warm_up(self) -> None:
         """Load the landmark model now (not on the first sample)."""
@@ -187,6 +203,10 @@ class SampleWorker:
         """Turn one task into its files; per-sample problems become skipped rows."""
         cfg = self.cfg
         res = SampleResult(task.id, task.source)
+        if self._by_set:
+            from ..templates.split import template_set
+
+            self.occluder = self._by_set[template_set(task.split, task.id, cfg.seed, cfg.holdout_templates)]
         timing = res.timing
 
         def skip(reason: str, pid: str = task.id) -> SampleResult:
