@@ -14,8 +14,6 @@ import click
 
 from ..config import AMP_MODES, ARCHS, METHOD_PRESETS, SIZE_PRESETS
 
-_existing = click.Path(exists=True, dir_okay=True, path_type=Path)
-
 
 def _common(f):
     """Options shared by both commands (applied bottom-up)."""
