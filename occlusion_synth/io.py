@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Union
 
@@ -167,11 +168,14 @@ def read_image(path: PathLike, max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     return decode_image(data, str(p), max_pixels)
 
 
-def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95, png_compression: int = 1) -> bytes:
+def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95,
+                 png_compression: Optional[int] = None) -> bytes:
     """Encode ``(H, W, 3) uint8 RGB`` or ``(H, W) uint8`` to PNG or JPEG bytes (deterministic).
 
-    ``png_compression`` is zlib's level (0-9). Level 1 is the default: on 100 px faces it
-    encoded 0.52 ms vs 0.63 ms at level 3 (1 % larger files), measured on this project's CPU.
+    ``png_compression`` is zlib's level (0-9); None (default) keeps OpenCV's own setting (fast
+    zlib level, no PNG row filter). On 300 demo faces of 100 px (one run, CPU time): 0.41 ms and
+    18.8 KB per image with None, 0.71 ms and 16.5 KB at level 1, 0.99 ms and 16.1 KB at level 3;
+    a 100 px 0/255 mask: 0.03 ms with None vs 0.08 ms at level 1.
     """
     import cv2
 
@@ -179,7 +183,8 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95, png_com
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if fmt == "png":
-        ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)])
+        params = [] if png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+        ok, buf = cv2.imencode(".png", image, params)
     elif fmt in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     else:
@@ -189,13 +194,13 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95, png_com
     return buf.tobytes()
 
 
-def _default_file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+_TEMP_COUNTER = itertools.count()
 
 
-_FILE_MODE = _default_file_mode()  # what open() would give; mkstemp alone gives 0600
+def _temp_name(path: Path) -> Path:
+    """A temporary name beside ``path`` no other writer uses: ``.NAME.PID.TID.N.tmp``
+    (process, thread and a per-process counter; created with ``O_EXCL`` anyway)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{next(_TEMP_COUNTER)}.tmp")
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = False) -> None:
@@ -223,14 +228,19 @@ def atomic_write_lines(path: PathLike, *chunks: Iterable[str]) -> None:
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` (``os.replace``),
-    on an exception it is removed. The file gets the mode ``open()`` would give it."""
+    on an exception it is removed. The file gets the mode ``open()`` would give it (0666 minus
+    the umask). Missing parent folders are created."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp = _temp_name(p)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # first file of a folder: create it (one stat-free attempt before)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
-        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, p)
     except BaseException:
         try:

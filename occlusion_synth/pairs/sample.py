@@ -259,7 +259,7 @@ class SampleWorker:
         except (DatasetFormatError, ValueError) as exc:
             return skip(f"bad landmarks: {exc}")
         res.landmark_source = backend
-        res.faces = [[round(float(v), 3) for v in ((f + 0.5) / scale - 0.5).ravel()] for f in faces]
+        res.faces = [np.round((np.asarray(f, np.float64) + 0.5) / scale - 0.5, 3).ravel().tolist() for f in faces]
         t2 = time.perf_counter()
         from ..functional.crop import face_crop
 
