@@ -12,7 +12,8 @@ Rules (``iod`` = inter-ocular distance, ``roll`` = in-plane head angle from the 
   ``region`` does not apply to masks.
 * **food**: held at/over the mouth (template ``center`` on the mouth centre).
 * **drink**: at the mouth (the cup's upper part on the lips) or at the chin.
-* **hand**: over the mouth, a cheek, an eye or the chin.
+* **hand**: over the mouth, a cheek, an eye or the chin; a hand template cut at the wrist
+  (shipped hands are) comes with its forearm, continued from the wrist to the photo's edge.
 * **random** region: the occluder centre anywhere in the face box.
 
 Other categories scale so the occluder width is ``uniform(scale_range) * size`` (the template's
@@ -31,6 +32,7 @@ from typing import Optional
 import numpy as np
 
 from . import functional as F
+from .functional.forearm import has_forearm, over, render_forearm
 from .functional.blocks import BLOCK_FILLS, BLOCK_KINDS, BLOCK_SIZES
 from .functional.masks import face_up_vector
 
@@ -67,6 +69,7 @@ class Placement:
         matrix: ``2x3`` template pixel -> image pixel.
         src: template points for the spline; dst: where they go in the image.
         feather: Gaussian sigma (pixels) of the inner edge softening.
+        arm: continue the hand's wrist to the photo's edge (:mod:`occlusion_synth.functional.forearm`).
     """
 
     template: str
@@ -77,6 +80,7 @@ class Placement:
     src: Optional[list] = None
     dst: Optional[list] = None
     feather: float = 0.5
+    arm: bool = False
 
 
 def estimate_yaw(landmarks: np.ndarray) -> float:
@@ -214,7 +218,8 @@ def draw_placement(template, landmarks: np.ndarray, region: str, rng: np.random.
     anchor = template.anchors.get(region, template.anchors.get("center", (w / 2 - 0.5, h / 2 - 0.5)))
     matrix = F.similarity_matrix(anchor, target, angle, scale)
     return Placement(template=template.name, category=template.category, region=region,
-                     warp="affine", matrix=matrix.tolist(), feather=_feather(width_px, h * scale))
+                     warp="affine", matrix=matrix.tolist(), feather=_feather(width_px, h * scale),
+                     arm=template.category == "hand" and has_forearm(template.rgba))
 
 
 def render(template, placement: Placement, shape: tuple[int, int]):
@@ -226,6 +231,8 @@ def render(template, placement: Placement, shape: tuple[int, int]):
         out = F.render_tps(template.rgba, np.asarray(placement.src), np.asarray(placement.dst), shape)
     else:
         out = F.render_affine(template.rgba, np.asarray(placement.matrix), shape)
+        if placement.arm:  # the hand over its forearm, one patch
+            out = over(out, render_forearm(template.rgba, np.asarray(placement.matrix), shape))
     if out is None:
         return None
     rgb, alpha, box = out
