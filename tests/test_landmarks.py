@@ -147,6 +147,26 @@ def test_aligned_tiny_grayscale_crop(faces, small):
     assert _nme(got, expected, expected) < ALIGNED_TINY_MAX
 
 
+def test_aligned_refines_only_outside_the_one_pass_band(faces, small):
+    """RAF-DB-like framing (eyes 0.36 frame widths apart): one pass, the same landmarks as refine=0;
+    a loose crop (0.27): refined, the same as always refining, and closer to the full-photo ones."""
+    full = faces[("dlib", "obama.jpg")].landmarks
+    one = get_backend("aligned", refine=0)
+    always = get_backend("aligned", one_pass_band="none")
+    auto = get_backend("aligned")
+    rafdb, _ = aligned_crop(small["obama.jpg"], full, size=100, iod_frac=0.36)
+    np.testing.assert_array_equal(auto.detect(rafdb)[0].landmarks, one.detect(rafdb)[0].landmarks)
+    loose, matrix = aligned_crop(small["obama.jpg"], full, size=100, iod_frac=0.27)
+    expected = transform_points(full, matrix)
+    got = auto.detect(loose)[0].landmarks
+    np.testing.assert_array_equal(got, always.detect(loose)[0].landmarks)
+    assert _nme(got, expected, expected) < _nme(one.detect(loose)[0].landmarks, expected, expected)
+    assert get_backend("aligned", one_pass_band="0.2-0.3").one_pass_band == (0.2, 0.3)
+    for bad in ("wide", "0.5-0.2", (0, 1)):
+        with pytest.raises(ValueError, match="one_pass_band"):
+            get_backend("aligned", one_pass_band=bad)
+
+
 def test_no_face_names_image_and_backends():
     grey = np.full((300, 400, 3), 128, np.uint8)
     with pytest.raises(NoFaceError, match=r"grey\.png.*dlib, mediapipe"):

@@ -38,7 +38,7 @@ BACKENDS = ("auto", "dlib", "aligned", "mediapipe", "provided")
 # options each backend accepts (``auto`` accepts the union and routes them)
 _OPTIONS: dict[str, frozenset[str]] = {
     "dlib": frozenset({"upsample", "cnn", "max_side"}),
-    "aligned": frozenset({"inset", "min_side", "refine"}),
+    "aligned": frozenset({"inset", "min_side", "refine", "one_pass_band"}),
     "mediapipe": frozenset({"max_faces", "min_confidence", "min_face"}),
     "provided": frozenset({"provided", "source"}),
 }
@@ -128,7 +128,8 @@ def get_backend(name: str, **options: Any) -> LandmarkBackend:
     Args:
         name: one of :data:`BACKENDS`.
         **options: dlib: ``upsample`` (int, 1), ``cnn`` (bool, False), ``max_side`` (int or
-            None); aligned: ``inset`` (float, 0.0), ``min_side`` (int, 96), ``refine`` (int, 1);
+            None); aligned: ``inset`` (float, 0.0), ``min_side`` (int, 96), ``refine`` (int, 1),
+            ``one_pass_band`` (``(0.33, 0.43)`` or ``"lo-hi"``; ``"none"`` = always refine);
             mediapipe: ``max_faces`` (int, 16), ``min_confidence`` (float, 0.5), ``min_face``
             (int, 40 pixels); provided:
             ``provided`` (array or path, required), ``source`` (str); auto: any of the dlib,

