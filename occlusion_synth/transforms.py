@@ -3,7 +3,7 @@
 Randomness lives in one place, :meth:`Occlude.get_params`; :meth:`Occlude.apply` replays a
 :class:`OcclusionParams` exactly (same bytes), also after a JSON round trip::
 
-    occ = Occlude(templates="assets/", categories=("mask", "hand"), coverage=(0.2, 0.6))
+    occ = Occlude(templates="assets/", categories=("mask", "hand"), coverage_range=(0.2, 0.6))
     out = occ(image, landmarks, rng=np.random.default_rng(7))
     out["image"], out["mask"], out["params"].to_dict()
     group = occ(image, faces=[face.landmarks for face in faces], rng=7)   # every face
@@ -169,9 +169,10 @@ class Occlude:
         region: ``auto`` (category default), ``mouth``, ``eyes``, ``nose``, ``cheek``, ``chin``
             or ``random`` (see :mod:`occlusion_synth.placement`); for blocks ``eyes``/``mouth``
             force the eye/mouth block.
-        coverage: ``(lo, hi)`` accepted range of the occluded fraction of the face region
+        coverage_range: ``(lo, hi)`` accepted range of the occluded fraction of the face region
             (:mod:`occlusion_synth.functional.masks`); placements outside it are redrawn, and so
             are placements with less than ``placement.MIN_INSIDE`` of their footprint on the face.
+            (``coverage=`` is its deprecated old name.)
         scale_range: occluder width / yaw-corrected inter-ocular distance; overrides every template's.
         rotation_jitter: degrees of jitter around the face roll.
         harmonize: the occluder takes the photo's light, colour cast, grey, blur and grain
@@ -188,22 +189,28 @@ class Occlude:
     """
 
     def __init__(self, templates=None, categories: Sequence[str] = CATEGORIES, region: str = "auto",
-                 coverage: tuple[float, float] = DEFAULT_COVERAGE,
+                 coverage_range: tuple[float, float] = DEFAULT_COVERAGE,
                  scale_range: Optional[tuple[float, float]] = None,
                  rotation_jitter: float = P.DEFAULT_ROTATION_JITTER,
                  harmonize: Union[bool, dict] = True, hand_tone: str = "face", shadow: bool = False,
                  block_kinds: Sequence[str] = F.BLOCK_KINDS,
                  block_fill: Union[str, Sequence[str]] = ("grey", "noise", "colour"),
-                 p: float = 1.0, max_tries: int = 50):
+                 p: float = 1.0, max_tries: int = 50, *, coverage: Optional[tuple[float, float]] = None):
+        if coverage is not None:
+            import warnings
+
+            warnings.warn("Occlude(coverage=...) is deprecated; use coverage_range=", DeprecationWarning,
+                          stacklevel=2)
+            coverage_range = coverage
         categories = (categories,) if isinstance(categories, str) else tuple(categories)
         bad = [c for c in categories if c not in CATEGORIES]
         if bad or not categories:
             raise ValueError(f"categories must be a non-empty subset of {CATEGORIES}, got {categories}")
         if region not in P.REGIONS:
             raise ValueError(f"region must be one of {P.REGIONS}, got {region!r}")
-        lo, hi = (float(v) for v in coverage)
+        lo, hi = (float(v) for v in coverage_range)
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"coverage must be (lo, hi) with 0 <= lo <= hi <= 1, got {coverage}")
+            raise ValueError(f"coverage_range must be (lo, hi) with 0 <= lo <= hi <= 1, got {coverage_range}")
         bad = [k for k in block_kinds if k not in F.BLOCK_KINDS]
         if bad or not block_kinds:
             raise ValueError(f"block_kinds must be a non-empty subset of {F.BLOCK_KINDS}, got {block_kinds}")
@@ -211,7 +218,7 @@ class Occlude:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if hand_tone not in HAND_TONES:
             raise ValueError(f"hand_tone must be one of {HAND_TONES}, got {hand_tone!r}")
-        self.region, self.coverage = region, (lo, hi)
+        self.region, self.coverage_range = region, (lo, hi)
         self.scale_range = None if scale_range is None else tuple(float(v) for v in scale_range)
         self.rotation_jitter = float(rotation_jitter)
         self.harmonize = _harmonise_steps(harmonize)
@@ -272,7 +279,7 @@ class Occlude:
         """Draw one occlusion for ``image`` (only its shape is used) and its ``landmarks``.
 
         Raises:
-            PlacementError: no draw met ``coverage`` (and the on-face rule) within ``max_tries``.
+            PlacementError: no draw met ``coverage_range`` (and the on-face rule) within ``max_tries``.
         """
         rng = _as_generator(rng)
         lm = _as_landmarks(landmarks)
@@ -283,7 +290,7 @@ class Occlude:
         face = F.polygon_mask(polygon, shape)  # == F.face_region_mask(lm, shape)
         face_total = int(np.count_nonzero(face))
         geo = P.face_geometry(lm, polygon)  # once per face, not per attempt
-        lo, hi = self.coverage
+        lo, hi = self.coverage_range
         seen, off_face = [], 0
         for _ in range(self.max_tries):
             category, name, region, plc, block, mask, box = self._draw_once(shape, lm, rng, geo)
@@ -307,7 +314,7 @@ class Occlude:
             f"could not place an occluder from categories {list(self.categories)} with occluded "
             f"fraction in [{lo:g}, {hi:g}] after {self.max_tries} tries (fractions drawn: "
             f"{min(seen):.3f}..{max(seen):.3f}; {off_face} in range but off the face); widen "
-            "coverage or scale_range, or add templates")
+            "coverage_range or scale_range, or add templates")
 
     # ------------------------------------------------------------------ applying
     def _apply_block(self, image: np.ndarray, params: OcclusionParams):
@@ -525,9 +532,9 @@ class BlockOcclude(Occlude):
     filled ``grey``, ``noise`` or ``colour``. The coverage range is not enforced by default."""
 
     def __init__(self, kind: str = "r16", fill: Union[str, Sequence[str]] = "grey", p: float = 1.0,
-                 coverage: tuple[float, float] = (0.0, 1.0), max_tries: int = 50):
+                 coverage_range: tuple[float, float] = (0.0, 1.0), max_tries: int = 50):
         kinds = F.BLOCK_KINDS if kind == "random" else (kind,)
         if kind != "random" and kind not in F.BLOCK_KINDS:
             raise ValueError(f"kind must be one of {F.BLOCK_KINDS + ('random',)}, got {kind!r}")
-        super().__init__(templates=None, categories=("block",), coverage=coverage, block_kinds=kinds,
+        super().__init__(templates=None, categories=("block",), coverage_range=coverage_range, block_kinds=kinds,
                          block_fill=fill, p=p, max_tries=max_tries)

@@ -157,7 +157,7 @@ def test_rotation_follows_roll(library, faces):
 def test_coverage_controls_fraction_on_real_faces(library, faces):
     image, lm = faces["astronaut.png"]
     face = face_region_mask(lm, image.shape[:2])
-    occ = Occlude(templates=library, categories=("hand", "food", "drink"), coverage=(0.25, 0.4))
+    occ = Occlude(templates=library, categories=("hand", "food", "drink"), coverage_range=(0.25, 0.4))
     for seed in range(4):
         res = occ(image, lm, np.random.default_rng(seed))
         assert 0.25 <= occluded_fraction(res["mask"], face) <= 0.4

@@ -50,7 +50,7 @@ def test_one_rng_per_face_gives_face_zero_the_single_face_draw(group):
 
 def test_failed_faces_are_reported_and_the_image_is_not_touched(group):
     image, faces = group
-    occ = Occlude(templates=toy_library(), categories=("food",), coverage=(0.999, 1.0), max_tries=3)
+    occ = Occlude(templates=toy_library(), categories=("food",), coverage_range=(0.999, 1.0), max_tries=3)
     res = occ.occlude_faces(image, faces, 0)
     assert res["occluded"] == 0 and all("could not place" in f for f in res["failures"])
     assert np.array_equal(res["image"], image) and res["image"] is not image and not res["mask"].any()

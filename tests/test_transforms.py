@@ -94,7 +94,7 @@ def test_seeding(kind, library, faces):
 @pytest.mark.parametrize("kind,coverage", [("food", (0.15, 0.3)), ("hand", (0.3, 0.5)),
                                            ("mask", (0.3, 0.7)), ("block:r24", (0.4, 0.8))])
 def test_coverage_range_is_met(kind, coverage, library, faces):
-    occ = _make(kind, library, coverage=coverage)
+    occ = _make(kind, library, coverage_range=coverage)
     for seed in range(3):
         image, lm = faces[seed % 2]
         res = occ(image, lm, np.random.default_rng(seed))
@@ -104,7 +104,7 @@ def test_coverage_range_is_met(kind, coverage, library, faces):
 
 
 def test_impossible_coverage_raises_placement_error(library, faces):
-    occ = Occlude(templates=library, categories=("food",), coverage=(0.95, 1.0), max_tries=10)
+    occ = Occlude(templates=library, categories=("food",), coverage_range=(0.95, 1.0), max_tries=10)
     image, lm = faces[0]
     with pytest.raises(PlacementError, match=r"\[0.95, 1\].*10 tries"):
         occ.get_params(image, lm, np.random.default_rng(0))
@@ -145,10 +145,16 @@ def test_argument_errors_name_the_argument(library):
         Occlude(templates=library, categories=("pizza",))
     with pytest.raises(ValueError, match="region"):
         Occlude(templates=library, region="ear")
-    with pytest.raises(ValueError, match="coverage"):
-        Occlude(templates=library, coverage=(0.5, 0.2))
+    with pytest.raises(ValueError, match="coverage_range"):
+        Occlude(templates=library, coverage_range=(0.5, 0.2))
     with pytest.raises(ValueError, match="kind"):
         BlockOcclude(kind="r12")
+
+
+def test_coverage_is_a_deprecated_alias_of_coverage_range(library):
+    with pytest.warns(DeprecationWarning, match="coverage_range"):
+        occ = Occlude(templates=library, categories=("food",), coverage=(0.2, 0.3))
+    assert occ.coverage_range == (0.2, 0.3)
 
 
 def test_apply_rejects_params_for_another_image_size(library, faces):

@@ -54,7 +54,7 @@ def preview(templates, src, num, out, categories, region, coverage, seed, size, 
 
     try:
         occ = Occlude(templates=templates, categories=categories, region=region,
-                      coverage=coverage or DEFAULT_COVERAGE, shadow=shadow)
+                      coverage_range=coverage or DEFAULT_COVERAGE, shadow=shadow)
     except Image.DecompressionBombError as exc:
         raise click.BadParameter(f"a template image is too large to decode ({exc})",
                                  param_hint="--templates") from None

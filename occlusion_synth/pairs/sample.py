@@ -98,7 +98,7 @@ def build_occluder(cfg: PairsConfig, library: Any = None, categories: Optional[t
     kwargs = {"templates": cfg.templates if library is None else library,
               "categories": tuple(categories or cfg.categories), "region": cfg.region}
     if cfg.coverage_range is not None:
-        kwargs["coverage"] = tuple(cfg.coverage_range)
+        kwargs["coverage_range"] = tuple(cfg.coverage_range)
     try:
         return Occlude(**kwargs)
     except ValueError as exc:  # an option value Occlude rejects: a user error, not a crash
