@@ -151,3 +151,17 @@ def test_cli_format_webdataset(raf, tmp_path):
     res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "o"), "--overwrite"])
     assert res.exit_code == 0, res.output
     assert not list((tmp_path / "o").glob("*.tar")) and not (tmp_path / "o" / "index.json").exists()
+
+
+def test_held_out_templates_apply_to_webdataset_outputs_too(raf, tmp_path):
+    """--holdout-templates with --format webdataset: the same pairs as the folder output (the
+    shard writer once wrapped the occluder and silently lost the seen/unseen template sets)."""
+    kw = {**KW, "holdout_templates": 0.4}
+    folder, wds_out = tmp_path / "folder", tmp_path / "wds"
+    generate_pairs(PairsConfig(root=str(raf), out=str(folder), **kw))
+    generate_pairs(PairsConfig(root=str(raf), out=str(wds_out), output="webdataset", shard_size=8, **kw))
+    shards_to_folder(wds_out, tmp_path / "back")
+    expected = {k: v for k, v in tree_bytes(folder).items() if k != "landmarks.jsonl"}
+    assert tree_bytes(tmp_path / "back") == expected
+    info = json.loads((folder / "dataset.json").read_text())
+    assert any(t.get("set") == "unseen" for t in info["templates"])

@@ -78,53 +78,7 @@ def _run_chunk(tasks: list) -> list[SampleResult]:
     if "error" in _WORKER:
         raise _WORKER["error"]
     worker = _WORKER["worker"]
-    return [run_task(worker, task) for task in tasks]
-
-
-class LandmarkRecorder:
-    """Wraps an occluder and remembers the landmarks its first ``get_params`` call got.
-
-    That call is always the first face of the first pair, in the framed (cropped, resized)
-    image's pixels, so a WebDataset output can store landmarks that match its images.
-    """
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.first = None
-
-    def get_params(self, image, landmarks, rng):
-        if self.first is None:
-            self.first = landmarks
-        return self.inner.get_params(image, landmarks, rng)
-
-    def apply(self, image, params):
-        return self.inner.apply(image, params)
-
-    def take_landmarks(self):
-        """The recorded ``(68, 2)`` landmarks (or None), and forget them."""
-        lm, self.first = self.first, None
-        return lm
-
-
-def recording_occluder(factory, library, cfg) -> LandmarkRecorder:
-    """``occluder_factory`` for a :class:`LandmarkRecorder` around ``factory`` (None = the real occluder)."""
-    from .sample import build_occluder
-
-    return LandmarkRecorder(factory(cfg) if factory is not None else build_occluder(cfg, library))
-
-
-def run_task(worker: SampleWorker, task: Task) -> SampleResult:
-    """``worker(task)``; with a :class:`LandmarkRecorder` occluder, the framed landmarks of the
-    result's first face ride along as ``result.frame_landmarks`` (``[[x, y], ...]``, 3 decimals)."""
-    take = getattr(worker.occluder, "take_landmarks", None)
-    if take is None:
-        return worker(task)
-    take()
-    res = worker(task)
-    lm = take()
-    if lm is not None and res.pairs:
-        res.frame_landmarks = [[round(float(x), 3), round(float(y), 3)] for x, y in lm]
-    return res
+    return [worker(task) for task in tasks]
 
 
 def chunks(tasks: Iterable, size: int) -> Iterator[list]:
@@ -156,7 +110,7 @@ class LocalExecutor:
     def map(self, spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[SampleResult]:
         worker = SampleWorker(spec)  # built here too: bad options fail fast in the main process
         if self.workers == 1:
-            yield from (run_task(worker, task) for task in tasks)
+            yield from (worker(task) for task in tasks)
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Iterable, Iterator, Optional
 
 from ..errors import OcclusionSynthError
-from .executor import chunks, run_task
+from .executor import chunks
 from .plan import Task
 from .sample import SampleResult, SampleWorker, WorkerSpec
 
@@ -62,7 +62,7 @@ class _SampleActor:
     def run(self, tasks: list) -> list:
         if self.error is not None:
             raise self.error
-        return [run_task(self.worker, task) for task in tasks]
+        return [self.worker(task) for task in tasks]
 
 
 class RayExecutor:

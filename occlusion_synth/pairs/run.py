@@ -184,7 +184,7 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
                 for k, v in res.timing.items():
                     summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
                 record = res.record()
-                if getattr(res, "frame_landmarks", None) is not None:  # set for WebDataset outputs
+                if shards is not None and res.frame_landmarks is not None:  # WebDataset samples store them
                     record["frame_landmarks"] = res.frame_landmarks
                 journal.append(record)
                 summary.new_pairs += len(res.pairs)

@@ -65,6 +65,9 @@ class SampleResult:
         faces: landmarks found, ``[[x0, y0, ..., x67, y67], ...]`` in source pixels, largest
             first (saved to landmarks.jsonl for ``landmarks="cached"`` runs).
         landmark_source: the backend that gave ``faces``.
+        frame_landmarks: the first face's landmarks in the written images' pixels (after crop
+            and resize), ``[[x, y], ...]`` with 3 decimals, when pairs were made (WebDataset
+            samples store them); not journaled by folder outputs.
         timing: seconds per stage (:data:`STAGES`); not journaled.
         retry: an unexpected error: a resumed run tries the sample again.
     """
@@ -75,6 +78,7 @@ class SampleResult:
     skipped: list = field(default_factory=list)
     faces: list = field(default_factory=list)
     landmark_source: str = ""
+    frame_landmarks: Optional[list] = None
     timing: dict = field(default_factory=dict)
     retry: bool = False
 
@@ -299,6 +303,7 @@ class SampleWorker:
         if not made:
             return res
         t5 = time.perf_counter()
+        res.frame_landmarks = np.round(np.asarray(lms[0], np.float64), 3).tolist()
         res.pairs, files = self._encode(task, clean, data, crop, made, res.landmark_source)
         write_files(cfg.out, files)
         timing["write"] = time.perf_counter() - t5

@@ -20,14 +20,12 @@ shards keeps the finished ones (a prefix per split) and writes only the rest.
 """
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..shards import FORMAT, INDEX, STATE, ShardWriter, iter_shard, keys_digest, member, sample_key, sample_meta
-from .executor import recording_occluder
 from .journal import MANIFEST_COLUMNS
 from .layout import KINDS, STATE_DIR
 from .sample import WorkerSpec
@@ -41,9 +39,9 @@ def staging_dir(out: Path) -> Path:
 
 
 def worker_spec(cfg, occluder_factory, library) -> WorkerSpec:
-    """The workers' spec: files go to staging, and the occluder records the framed landmarks."""
+    """The workers' spec: files go to staging (results carry the framed landmarks)."""
     staged = cfg.replace(out=str(staging_dir(Path(cfg.out))))
-    return WorkerSpec(staged, functools.partial(recording_occluder, occluder_factory, library), None)
+    return WorkerSpec(staged, occluder_factory, library)
 
 
 def remove_shards(out: Path) -> None:
