@@ -298,3 +298,18 @@ def test_preview_and_landmarks_report_bad_files_and_go_on(crops, tmp_path):
     res = CliRunner().invoke(cli, ["landmarks", str(src), "--backend", "aligned"])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "good.png: face 0" in res.output and "2 of 3 image(s) failed" in res.output
+
+
+def test_a_script_without_main_guard_fails_with_a_message_not_a_hang(crops, tmp_path):
+    """Spawned workers re-run the calling script: without `if __name__ == "__main__":` the run
+    must stop with a message naming the fix (Python blocked forever on a large start-up pipe)."""
+    root = write_rafdb(tmp_path / "raf", crops, 6)
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "from occlusion_synth.pairs import PairsConfig, generate_pairs\n"
+        f"generate_pairs(PairsConfig(src='rafdb', root={str(root)!r}, out={str(tmp_path / 'o')!r}, "
+        "landmarks='aligned', workers=2, progress=False))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr

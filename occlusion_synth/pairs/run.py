@@ -112,6 +112,14 @@ def generate_pairs(config: PairsConfig, *, command: Optional[str] = None,
             holds a run made with different output options or is not writable, or no pair at all
             could be generated.
     """
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a spawned worker is re-running the caller's script while it starts up
+        raise OcclusionSynthError(
+            "generate_pairs was called while a worker process was starting: with workers > 1, put "
+            "the code that calls it under `if __name__ == \"__main__\":` (worker processes are "
+            "spawned, and spawning re-runs the calling script)")
     try:
         return _generate(config, command, occluder_factory, executor)
     except OSError as exc:  # full disk, read-only, permissions on the output
