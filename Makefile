@@ -35,7 +35,7 @@ gpu-check: $(STAMP)
 	$(PY) scripts/gpu_check.py
 
 ablation: $(STAMP)
-	$(VENV)/bin/fer-pi ablate --out runs/ablation
+	$(VENV)/bin/fer-pi ablate --out runs/ablation --jobs 2
 
 clean-demo:
 	rm -rf data/demo data/demo_pairs runs/demo

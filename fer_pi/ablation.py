@@ -144,7 +144,8 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
                  presets: Sequence[str] = PRESETS, size_preset: str = "demo", quick: bool = False,
                  pair_seeds: Sequence[int] = (), report_only: bool = False,
                  overrides: dict[str, Any] | None = None, set_items: Sequence[str] = (),
-                 device: str = "auto", command: str = "", log: Callable[[str], None] = _log_default) -> dict:
+                 device: str = "auto", command: str = "", log: Callable[[str], None] = _log_default,
+                 jobs: int = 1, collect: bool = True) -> dict:
     """Pre-train once per seed, fine-tune every preset from it, evaluate on the occluded test split.
 
     Args:
@@ -161,6 +162,9 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
         overrides: config fields to set (e.g. ``{"epochs": 2}``), applied after the presets.
         set_items: ``key=value`` overrides as on the command line.
         command: the command line, recorded in ``results.md``.
+        jobs: seeds trained at the same time, each in its own process (CPU: one core each with
+            the demo preset's one torch thread); the tables are written once all have finished.
+        collect: write results.csv/results.md at the end (the parallel jobs do not).
 
     Returns:
         ``{"rows": [...], "summary": [...], "results_csv", "results_md", "wall_s"}``.
@@ -176,6 +180,10 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
 
         raise FerPiError(f"--presets: unknown preset(s) {', '.join(unknown)}; valid: {', '.join(PRESETS)}")
     t_start = time.perf_counter()
+    if jobs > 1 and not report_only:
+        _run_jobs(jobs, out, manifest, seeds, pair_seeds, presets, size_preset, quick, overrides,
+                  set_items, device, log)
+        report_only = True  # every job is done: collect their evaluations
     rows: list[dict] = []
     groups: list[dict] = []
     evals: dict[tuple[str, int], dict] = {}
@@ -237,10 +245,64 @@ def run_ablation(out_dir: str | os.PathLike, manifest: str | os.PathLike, seeds:
             _write_csv(out / "results_groups.csv", GROUP_COLUMNS, groups)
     wall = time.perf_counter() - t_start
     summary = summarize(rows)
+    if not collect:
+        return {"rows": rows, "summary": summary, "results_csv": None, "results_md": None, "wall_s": wall}
     md = write_results_md(out, summary, rows, evals, config=config_used or {},
                           seeds=list(dict.fromkeys(int(r["seed"]) for r in rows)),
                           manifest=manifest, command=command, wall_s=wall, quick=quick)
     return {"rows": rows, "summary": summary, "results_csv": out / "results.csv", "results_md": md, "wall_s": wall}
+
+
+def _job(kwargs: dict) -> None:
+    """One parallel job of :func:`run_ablation` (a spawned process): its seeds, no tables."""
+    run_ablation(**kwargs, jobs=1, collect=False)
+
+
+def split_plan(seeds: Sequence[int], pair_seeds: Sequence[int], presets: Sequence[str],
+               jobs: int) -> list[tuple[list[int], list[int]]]:
+    """Share the seeds among ``jobs`` (longest first onto the least loaded job: a seed costs one
+    pre-training plus one fine-tuning per preset it runs). Returns ``[(seeds, pair_seeds), ...]``
+    without empty jobs."""
+    n_pair = sum(p in PAIR_PRESETS for p in presets)
+    work = [(2 + len(presets), s, False) for s in seeds]
+    work += [(2 + n_pair, s, True) for s in pair_seeds if s not in seeds and n_pair]
+    load = [0] * max(1, jobs)
+    parts: list[tuple[list[int], list[int]]] = [([], []) for _ in load]
+    for cost, seed, pair in sorted(work, key=lambda w: -w[0]):
+        j = load.index(min(load))
+        load[j] += cost
+        parts[j][1 if pair else 0].append(seed)
+    return [p for p in parts if p[0] or p[1]]
+
+
+def _run_jobs(jobs: int, out: Path, manifest: Path, seeds, pair_seeds, presets, size_preset, quick,
+              overrides, set_items, device, log) -> None:
+    """Train the seeds in ``jobs`` spawned processes; raise when one of them fails."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = []
+    for job_seeds, job_pairs in split_plan(seeds, pair_seeds, presets, jobs):
+        kwargs = dict(out_dir=str(out), manifest=str(manifest), seeds=job_seeds, pair_seeds=job_pairs,
+                      presets=list(presets), size_preset=size_preset, quick=quick,
+                      overrides=dict(overrides or {}), set_items=list(set_items), device=device)
+        log(f"[job {len(procs)}] seeds {job_seeds}" + (f", pair seeds {job_pairs}" if job_pairs else ""))
+        proc = ctx.Process(target=_job, args=(kwargs,), name=f"ablate-job{len(procs)}")
+        proc.start()
+        procs.append((proc, job_seeds + job_pairs))
+    try:
+        for proc, _ in procs:
+            proc.join()
+    finally:
+        for proc, _ in procs:
+            if proc.is_alive():
+                proc.terminate()
+    failed = [s for proc, ss in procs if proc.exitcode != 0 for s in ss]
+    if failed:
+        from .errors import FerPiError
+
+        raise FerPiError(f"the ablation job of seed(s) {', '.join(map(str, failed))} failed (its error is "
+                         "printed above); finished runs are kept: re-run the same command to resume")
 
 
 def _summary_time(run_dir: Path) -> float | None:

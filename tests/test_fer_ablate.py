@@ -63,6 +63,33 @@ def test_ablate_resumes_without_retraining(quick_run):
     assert ckpt.stat().st_mtime_ns == before
 
 
+def test_split_plan_balances_seeds_over_jobs():
+    presets = ablation.PRESETS
+    parts = ablation.split_plan([0, 1, 2], [3, 4], presets, 2)
+    assert sorted(s for full, _ in parts for s in full) == [0, 1, 2]
+    assert sorted(s for _, pair in parts for s in pair) == [3, 4]
+    cost = [len(full) * (2 + len(presets)) + len(pair) * 4 for full, pair in parts]
+    assert max(cost) - min(cost) <= 2 + len(presets)
+    assert ablation.split_plan([0], [], presets, 4) == [([0], [])]  # no empty jobs
+
+
+def test_ablate_jobs_run_seeds_in_parallel_processes(quick_run, tmp_path):
+    """--jobs 2: the seeds train in two processes and give the same runs as one after another."""
+    out = tmp_path / "abl"
+    res = CliRunner().invoke(cli, ["ablate", "--out", str(out), "--data", str(quick_run["manifest"]), "--quick",
+                                   "--presets", "resnet,full", "--seeds", "0,1", "--jobs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "[job 0] seeds [0]" in res.output and "[job 1] seeds [1]" in res.output
+    with open(out / "results.csv", newline="") as fh:
+        rows = {(r["preset"], r["seed"]): r for r in csv.DictReader(fh)}
+    assert set(rows) == {(p, s) for p in ("pretrain", "resnet", "full") for s in ("0", "1")}
+    with open(quick_run["out"] / "results.csv", newline="") as fh:
+        alone = {(r["preset"], r["seed"]): r for r in csv.DictReader(fh)}
+    for key in (("resnet", "0"), ("full", "0")):
+        assert rows[key]["occluded_acc"] == alone[key]["occluded_acc"]
+    assert "--jobs 2" in (out / "results.md").read_text()
+
+
 def test_ablate_rejects_bad_options(tmp_path):
     res = CliRunner().invoke(cli, ["ablate", "--presets", "resnet,bogus", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "bogus" in res.output

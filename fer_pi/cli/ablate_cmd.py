@@ -61,10 +61,13 @@ def _csv_presets(ctx, param, value):
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="Any config field, e.g. --set lambda_adv=0.1 (repeatable; same for every preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Seeds trained at the same time, one process each (2 on a 2-core CPU: the demo "
+                   "preset trains with one torch thread).")
 def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | None,
            pair_seeds: list[int] | None, presets: list[str], report_only: bool,
            quick: bool, size_preset: str, epochs: int | None, pretrain_epochs: int | None, arch: str | None,
-           image_size: int | None, set_items: tuple[str, ...], device: str) -> None:
+           image_size: int | None, set_items: tuple[str, ...], device: str, jobs: int) -> None:
     """Run the paper's ablation (Table 1) and write the comparison table.
 
     Per seed: pre-train teacher and student once, fine-tune each preset from that shared
@@ -91,6 +94,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     parts += ["--seeds", ",".join(map(str, seeds)), "--pair-seeds", ",".join(map(str, pair_seeds)), "--presets", ",".join(presets), "--size-preset", size_preset]
     parts += ["--quick"] if quick else []
     parts += ["--report-only"] if report_only else []
+    parts += ["--jobs", str(jobs)] if jobs > 1 else []
     for flag, value in (("--epochs", epochs), ("--pretrain-epochs", pretrain_epochs), ("--arch", arch),
                         ("--image-size", image_size)):
         parts += [flag, str(value)] if value is not None else []
@@ -99,7 +103,7 @@ def ablate(out_dir: Path, manifest: Path | None, demo: bool, seeds: list[int] | 
     command = "fer-pi ablate " + shlex.join(parts)
     result = run_ablation(out_dir, manifest, seeds=seeds, presets=presets, size_preset=size_preset, quick=quick,
                           pair_seeds=pair_seeds, report_only=report_only, overrides=overrides, set_items=set_items, device=device, command=command,
-                          log=click.echo)
+                          log=click.echo, jobs=jobs)
     click.echo("")
     click.echo(f"{'preset':8s} {'occluded acc %':>15s} {'std':>6s} {'seeds':>5s}")
     for s in result["summary"]:
