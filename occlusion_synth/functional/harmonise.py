@@ -64,7 +64,8 @@ MAX_BLUR = 3.0
 # what edge_blur reads on rendered shipped templates (median; 10-90 % range 0.73-1.05)
 RENDER_BLUR = 0.85
 MIN_CONTEXT = 32                 # pixels needed for context statistics
-GRAIN_WINDOW = 64                # side of the window blur and grain are measured in
+GRAIN_WINDOW = 128               # side of the square around the box the grain is read in
+BLUR_WINDOW = 48                 # side of the square at its centre the edge blur is read in
 SAMPLE_FULL = 2000               # from this many pixels on, quantiles read a 2 x 2 lattice
 TEXTURE_SIGMA = 1.0              # smoothing the occluder's too-fine texture is faded toward
 GRAIN_HEADROOM = 2.0             # grain sigmas kept free below white and above black
@@ -288,16 +289,16 @@ def measure_scene(image: np.ndarray, box, face_mask: Optional[np.ndarray] = None
     y_sub = cv2.cvtColor(sub, cv2.COLOR_RGB2GRAY)        # rounded luma: plenty for these statistics
     light = (_quantile(y_sub[sub_sel > 0], 0.75) / LIGHT_REFERENCE) ** LIGHT_EXPONENT
     light = min(max(light, LIGHT_GAIN_RANGE[0]), LIGHT_GAIN_RANGE[1])
-    mean_c = np.asarray(cv2.mean(sub, sub_sel)[:3], np.float32)
-    mean_y = max(float(mean_c @ _LUMA), 1.0)
+    mean_c = cv2.mean(sub, sub_sel)[:3]
+    mean_y = max(sum(float(c) * float(k) for c, k in zip(mean_c, _LUMA)), 1.0)
     r, g, b = cv2.split(sub)
     spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
     grey = bool(cv2.mean(spread, sub_sel)[0] < GREY_SPREAD)
     equal = cv2.minMaxLoc(spread, sub_sel)[1] == 0
-    tint = (1.0, 1.0, 1.0) if equal else tuple(float(v) for v in mean_c / mean_y)
-    ratio = mean_c / mean_y / np.asarray(SKIN_CHANNEL_RATIO, np.float32)
+    tint = (1.0, 1.0, 1.0) if equal else tuple(c / mean_y for c in mean_c)
+    lo, hi = CAST_GAIN_RANGE
     cast = (1.0, 1.0, 1.0) if grey else tuple(
-        float(v) for v in np.clip(np.maximum(ratio, 1e-3) ** CAST_STRENGTH, *CAST_GAIN_RANGE))
+        min(max(max(c / mean_y / k, 1e-3) ** CAST_STRENGTH, lo), hi) for c, k in zip(mean_c, SKIN_CHANNEL_RATIO))
     # the shading plane on the face pixels under the box, on the same lattice
     bx0, by0, bx1, by1 = x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0
     jx0, jy0 = -(-bx0 // step), -(-by0 // step)                 # first lattice column/row in the box
@@ -306,21 +307,21 @@ def measure_scene(image: np.ndarray, box, face_mask: Optional[np.ndarray] = None
     kx, ky, pcx, pcy = _plane(y_sub[jy0:jy1, jx0:jx1], region, MIN_CONTEXT // (step * step))
     shading = (kx / step, ky / step, (pcx + jx0) * step - bx0, (pcy + jy0) * step - by0) if kx or ky else \
         (0.0, 0.0, 0.0, 0.0)
-    # blur and grain are read in full resolution in a square of at most 2 GRAIN_WINDOW around the
-    # box (the cost stays flat on large crops): the grain on the face the occluder leaves visible
-    # (the grain its own must match; the face under the box when too little is left), the blur on
-    # the face's edges in the central GRAIN_WINDOW square (under the box: its strongest edges)
-    side = 2 * GRAIN_WINDOW
-    qx0 = min(max(0, (x0 + x1) // 2 - GRAIN_WINDOW), max(0, w - side))
-    qy0 = min(max(0, (y0 + y1) // 2 - GRAIN_WINDOW), max(0, h - side))
+    # blur and grain are read in full resolution in a GRAIN_WINDOW square around the box (the
+    # cost stays flat on large crops): the grain on the face the occluder leaves visible (the
+    # grain its own must match; the face under the box when too little is left), the blur on the
+    # face's edges in the central BLUR_WINDOW square (under the box: its strongest edges)
+    side = GRAIN_WINDOW
+    qx0 = min(max(0, (x0 + x1 - side) // 2), max(0, w - side))
+    qy0 = min(max(0, (y0 + y1 - side) // 2), max(0, h - side))
     quad = (slice(qy0, qy0 + side), slice(qx0, qx0 + side))
     y_quad = _luma2d(image[quad])
     face_quad = np.asarray(face_mask[quad]) > 0 if face_mask is not None else None
     if face_quad is None or np.count_nonzero(face_quad) < MIN_CONTEXT:
         face_quad = np.ones(y_quad.shape, bool)
     qh, qw = y_quad.shape
-    wy0, wx0 = max(0, (qh - GRAIN_WINDOW) // 2), max(0, (qw - GRAIN_WINDOW) // 2)
-    win = (slice(wy0, wy0 + GRAIN_WINDOW), slice(wx0, wx0 + GRAIN_WINDOW))
+    wy0, wx0 = max(0, (qh - BLUR_WINDOW) // 2), max(0, (qw - BLUR_WINDOW) // 2)
+    win = (slice(wy0, wy0 + BLUR_WINDOW), slice(wx0, wx0 + BLUR_WINDOW))
     gsel = face_quad[win]
     full = bool(gsel.all())
     if not full and np.count_nonzero(gsel) < MIN_CONTEXT:
@@ -471,8 +472,9 @@ def _blur_patch(rgb, alpha, box, shape, sigma, shade=None, chan=(1.0, 1.0, 1.0))
 
 
 def _cap_texture(rgb: np.ndarray, alpha: np.ndarray, level: float):
-    """Fade the occluder's fine texture toward a smoothed copy until its Immerkaer noise reading
-    (inside the fully opaque part) is at most ``level``.
+    """Fade the occluder's fine luma texture toward its smoothing inside the occluder until its
+    Immerkaer noise reading (in the fully opaque part) is at most ``level``; the same amount is
+    taken off the three channels (grey stays grey, colour detail is kept).
 
     Returns:
         ``(rgb, reading)``: the (possibly faded) colour and its noise reading afterwards.
@@ -481,35 +483,37 @@ def _cap_texture(rgb: np.ndarray, alpha: np.ndarray, level: float):
     if min(alpha.shape) < 3 or cv2.countNonZero(opaque) < 16:
         return rgb, 0.0
     valid = _interior(opaque, alpha.shape)
-    resp = _immerkaer(_luma2d(rgb))
+    y = _luma2d(rgb)
+    resp = _immerkaer(y)
+    n = int(np.count_nonzero(valid))
     own = _noise_from(resp, valid)
     if own <= level:
         return rgb, own
-    smooth, _ = _normalised_blur(rgb, alpha, TEXTURE_SIGMA)
-    # Immerkaer and luma are linear: the blend's response is t r + (1 - t) r_s, no re-filtering
-    resp_s = _immerkaer(_luma2d(smooth))
+    # the fine detail: luma minus its normalised Gaussian smoothing (the outside does not leak in)
+    k = 2 * int(np.ceil(2.5 * TEXTURE_SIGMA)) + 1
+    both = cv2.GaussianBlur(cv2.merge([y * alpha, alpha]), (k, k), TEXTURE_SIGMA, borderType=cv2.BORDER_CONSTANT)
+    detail = y - cv2.extractChannel(both, 0) / np.maximum(cv2.extractChannel(both, 1), 1e-6)
+    # Immerkaer is linear: the faded luma y - (1 - t) detail reads |r - (1 - t) r_d|
+    r_d = _sample(_immerkaer(detail), valid, n)
+    r = _sample(resp, valid, n)
     t, reading = 1.0, own
     for _ in range(4):
         t = min(max(t * level / max(reading, 1e-6), 0.0), 1.0)
-        reading = _noise_from(cv2.addWeighted(resp, t, resp_s, 1.0 - t, 0.0), valid)
+        reading = _quantile(np.abs(r - np.float32(1.0 - t) * r_d), 0.5) * _MAD_TO_SIGMA
         if reading <= 1.02 * level or t == 0.0:
             break
-    return cv2.addWeighted(rgb, t, smooth, 1.0 - t, 0.0), reading
+    return cv2.subtract(rgb, _merge3(detail * np.float32(1.0 - t))), reading
 
 
 def _roll_off(rgb: np.ndarray, room: float) -> None:
-    """Roll the colour's highlights and shadows off smoothly (a camera tone curve's shoulder and
-    toe) into ``[room, 255 - room]``, in place, so grain added next is not clipped away on a white
-    or black occluder; values in ``[2 room, 255 - 2 room]`` are untouched (slope 1 at the knees)."""
+    """Roll the colour's highlights off smoothly (a camera tone curve's shoulder) below
+    ``255 - room``, in place, so grain added next is not clipped away on a white occluder; values
+    up to ``255 - 2 room`` are untouched (slope 1 at the knee)."""
     flat = rgb.reshape(rgb.shape[0], -1)
-    low, high, _, _ = cv2.minMaxLoc(flat)
-    knee_hi, knee_lo = 255.0 - 2.0 * room, 2.0 * room
-    if high > knee_hi:
-        over = flat > knee_hi
-        flat[over] = knee_hi + room * (1.0 - np.exp((knee_hi - flat[over]) / room))
-    if low < knee_lo:
-        under = flat < knee_lo
-        flat[under] = knee_lo - room * (1.0 - np.exp((flat[under] - knee_lo) / room))
+    knee = 255.0 - 2.0 * room
+    if cv2.minMaxLoc(flat)[1] > knee:
+        over = flat > knee
+        flat[over] = knee + room * (1.0 - np.exp((knee - flat[over]) / room))
 
 
 @functools.lru_cache(maxsize=1)
