@@ -103,8 +103,7 @@ def cap_texture(rgb: np.ndarray, alpha: np.ndarray, level: float):
     if own <= level:
         return rgb, own
     # the fine detail: luma minus its normalised Gaussian smoothing (the outside does not leak in)
-    k = 2 * int(np.ceil(2.5 * TEXTURE_SIGMA)) + 1
-    both = cv2.GaussianBlur(cv2.merge([y * alpha, alpha]), (k, k), TEXTURE_SIGMA, borderType=cv2.BORDER_CONSTANT)
+    both = gaussian(cv2.merge([y * alpha, alpha]), TEXTURE_SIGMA)
     detail = y - cv2.extractChannel(both, 0) / np.maximum(cv2.extractChannel(both, 1), 1e-6)
     # Immerkaer is linear: the faded luma y - (1 - t) detail reads |r - (1 - t) r_d|
     r_d = lattice_sample(immerkaer(detail), valid, n)
@@ -120,9 +119,10 @@ def cap_texture(rgb: np.ndarray, alpha: np.ndarray, level: float):
 
 def roll_off(rgb: np.ndarray, room: float) -> None:
     """Roll the colour's highlights off smoothly (a camera tone curve's shoulder) below
-    ``255 - room``, in place, so grain added next is not clipped away on a white occluder; values
-    up to ``255 - 2 room`` are untouched (slope 1 at the knee)."""
+    ``255 - room``, in place (``rgb`` C-contiguous float32), so grain added next is not clipped
+    away on a white occluder; values up to ``255 - 2 room`` are untouched (slope 1 at the knee)."""
     flat = rgb.reshape(rgb.shape[0], -1)
+    assert np.shares_memory(flat, rgb), "roll_off works in place on a C-contiguous array"
     knee = 255.0 - 2.0 * room
     if cv2.minMaxLoc(flat)[1] > knee:
         over = flat > knee
@@ -131,13 +131,17 @@ def roll_off(rgb: np.ndarray, room: float) -> None:
 
 @functools.lru_cache(maxsize=1)
 def grain_tile() -> np.ndarray:
-    """A fixed ``(GRAIN_TILE, GRAIN_TILE) float32`` standard normal field (made once per process)."""
-    return np.random.default_rng(GRAIN_TILE_SEED).standard_normal((GRAIN_TILE, GRAIN_TILE), dtype=np.float32)
+    """A fixed ``(GRAIN_TILE, GRAIN_TILE) float32`` standard normal field (made once per process,
+    read-only)."""
+    tile = np.random.default_rng(GRAIN_TILE_SEED).standard_normal((GRAIN_TILE, GRAIN_TILE), dtype=np.float32)
+    tile.flags.writeable = False
+    return tile
 
 
 def grain_field(shape, seed: int) -> np.ndarray:
-    """``(h, w) float32`` standard normal noise from ``seed``: a window of the fixed tile at an
-    offset drawn from the seed (a patch larger than the tile gets its own field)."""
+    """``(h, w) float32`` standard normal noise from ``seed``: a read-only window of the fixed
+    tile at an offset drawn from the seed (drawing a fresh field per occluder cost more than the
+    rest of the grain step); a patch larger than the tile gets its own field."""
     h, w = int(shape[0]), int(shape[1])
     seed = int(seed)
     if h > GRAIN_TILE or w > GRAIN_TILE:
