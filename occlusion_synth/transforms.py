@@ -370,7 +370,7 @@ class Occlude:
                 skin = np.zeros(image.shape[:2], np.uint8)
                 for poly in params.skin_polygons:
                     skin |= F.polygon_mask(poly, image.shape[:2])
-            stats = F.measure_scene(image, box, face, skin)
+            stats = F.measure_scene(image, box, face, skin, alpha)
             rgb, alpha, box = F.harmonise_occluder(
                 rgb, alpha, box, image, stats, face, light=h.get("light", False),
                 colour=h.get("colour", False), grey=h.get("grey", False), skin=h.get("skin", False),

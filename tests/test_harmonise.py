@@ -149,3 +149,93 @@ def test_real_photo_statistics_are_plausible(photo_arrays):
     assert 0.5 < stats.noise < 8 and 0.0 < stats.blur < 3.0
     dark = np.clip(np.rint(crop * 0.35), 0, 255).astype(np.uint8)
     assert F.measure_scene(dark, (30, 50, 70, 90), region).light <= 0.6 * stats.light
+
+
+def _reading_inside(out, alpha):
+    inside = cv2.erode((alpha >= 0.999).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return H.noise_sigma(F.luma(out), inside)
+
+
+def test_too_fine_texture_is_faded_to_the_photos_grain():
+    rgb, alpha = _occluder(50, 50, (120, 120, 120))
+    # fine speckle (crumbs, fabric): far more pixel-level detail than the photo's noise
+    rgb += np.random.default_rng(8).normal(0, 20, (50, 50, 1)).astype(np.float32)
+    box = (15, 15, 65, 65)
+    img = _skin()  # noise sigma about 3 levels
+    stats = F.measure_scene(img, box)
+    kept, _, _ = F.harmonise_occluder(rgb, alpha, box, img, stats, blur=False, grain=False)
+    out, a, _ = F.harmonise_occluder(rgb, alpha, box, img, stats, blur=False, noise_seed=1)
+    assert _reading_inside(kept, alpha) > 3 * stats.noise  # the texture reads as heavy grain
+    assert 0.5 < _reading_inside(out, a) / stats.noise < 1.5
+    # the fade takes luma detail only, the same amount off the three channels
+    assert np.allclose((out - kept)[..., 0], (out - kept)[..., 1], atol=1e-3)
+
+
+def test_white_occluder_keeps_its_grain():
+    rgb, alpha = _occluder(50, 50, (255, 255, 255))
+    box = (15, 15, 65, 65)
+    img = np.clip(_skin(level=1.15).astype(float) + np.random.default_rng(3).normal(0, 4, (80, 80, 1)), 0, 255)
+    img = img.astype(np.uint8)
+    stats = F.measure_scene(img, box)
+    assert stats.light > 1.0  # a bright photo: the gain alone would push white past 255
+    out, a, _ = F.harmonise_occluder(rgb, alpha, box, img, stats, blur=False, colour=False, noise_seed=2)
+    assert out.max() <= 255 and out[a >= 0.999].mean() > 240  # still white
+    assert _reading_inside(out, a) > 0.6 * stats.noise  # not clipped away
+
+
+def test_grain_is_read_on_the_face_the_occluder_leaves_visible():
+    rng = np.random.default_rng(4)
+    img = np.full((80, 80), 150.0) + rng.normal(0, 2.0, (80, 80))
+    img[20:60, 20:60] += rng.normal(0, 15.0, (40, 40))  # speckled texture under the occluder
+    img = np.repeat(np.clip(np.rint(img), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    box = (2, 2, 78, 78)  # hardly any face outside the box
+    footprint = np.zeros((76, 76), np.float32)
+    footprint[16:60, 16:60] = 1.0  # covers the textured square
+    seen = F.measure_scene(img, box, footprint=footprint)
+    blind = F.measure_scene(img, box)  # no footprint: the face under the box, texture included
+    assert seen.noise == pytest.approx(2.0, rel=0.25)
+    assert blind.noise > 1.5 * seen.noise
+
+
+def test_grain_windows_replay_and_differ():
+    from occlusion_synth.functional import patch_filters as PF
+
+    a, b = PF.grain_field((40, 30), 12345), PF.grain_field((40, 30), 12345)
+    assert np.array_equal(a, b) and not np.array_equal(a, PF.grain_field((40, 30), 12346))
+    assert abs(float(a.std()) - 1.0) < 0.15
+    big = PF.grain_field((PF.GRAIN_TILE + 5, 20), 7)  # larger than the tile: its own field
+    assert big.shape == (PF.GRAIN_TILE + 5, 20) and np.isfinite(big).all()
+
+
+@pytest.mark.parametrize("n", [41, 42])
+def test_skin_median_is_numpys(n):
+    pixels = np.random.default_rng(n).integers(0, 256, (n, 3)).astype(np.uint8)
+    assert H._median_colour(pixels) == tuple(float(v) for v in np.median(pixels, axis=0))
+
+
+def test_harmonise_leaves_its_inputs_alone():
+    rgb, alpha = _occluder(40, 40, (255, 250, 240))
+    rgb[::2] += 30.0
+    box = (20, 20, 60, 60)
+    img = _skin(level=1.1)
+    cv2.rectangle(img, (5, 5), (20, 70), (60, 40, 30), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 2.0)
+    img = np.clip(img + np.random.default_rng(5).normal(0, 3, img.shape[:2] + (1,)), 0, 255).astype(np.uint8)
+    before = rgb.copy(), alpha.copy(), img.copy()
+    stats = F.measure_scene(img, box)
+    assert stats.blur > 0.9 and stats.noise > 0
+    out, a, nbox = F.harmonise_occluder(rgb, alpha, box, img, stats, noise_seed=9)
+    assert np.array_equal(rgb, before[0]) and np.array_equal(alpha, before[1]) and np.array_equal(img, before[2])
+    again, _, _ = F.harmonise_occluder(rgb, alpha, box, img, stats, noise_seed=9)
+    assert np.array_equal(out, again) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 255
+
+
+def test_statistics_of_a_large_photo():
+    rng = np.random.default_rng(6)
+    img = np.clip(_skin(600, 800).astype(float) + rng.normal(0, 2.5, (600, 800, 1)), 0, 255).astype(np.uint8)
+    img = np.ascontiguousarray(img)
+    face = np.zeros(img.shape[:2], np.uint8)
+    cv2.ellipse(face, (400, 300), (250, 280), 0, 0, 360, 255, -1)
+    stats = F.measure_scene(img, (250, 300, 550, 500), face)
+    assert not stats.grey and 0.9 < stats.light <= 1.1
+    assert stats.noise == pytest.approx(np.hypot(3.0, 2.5), rel=0.2)

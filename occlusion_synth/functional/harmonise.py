@@ -3,8 +3,8 @@
 Pure numpy/cv2 kernels. :func:`measure_scene` reads the photo around a placement once (context:
 the face region inside the occluder box grown by half its size each side) and returns a
 :class:`SceneStats`; :func:`harmonise_occluder` applies it to a rendered occluder patch. All statistics
-come from the *unoccluded* photo, so replaying recorded params on the same photo gives the same
-bytes.
+come from the *unoccluded* photo (and the occluder's own alpha), so replaying recorded params on
+the same photo gives the same bytes.
 
 * **light**: the occluder is multiplied by ``(p75 luma of the context / LIGHT_REFERENCE) **
   LIGHT_EXPONENT`` (clipped to ``LIGHT_GAIN_RANGE``), a well-lit face's 75th-percentile luma
@@ -22,13 +22,24 @@ bytes.
   of the face's skin (``skin_mask`` pixels, the cheeks); the skin already carries the photo's
   light and cast, so light and cast gains are not applied on top.
 * **blur**: the photo's edge blur is estimated by re-blurring (the gradient ratio of a step edge
-  blurred by ``s`` and then by ``b`` is ``s / sqrt(s**2 + b**2)``); the occluder is blurred by
-  ``sqrt(s_photo**2 - RENDER_BLUR**2)``, ``RENDER_BLUR`` being what the estimator reads on a
-  freshly rendered template edge (premultiplied, so no dark fringe; the patch grows to
-  hold the soft edge).
-* **grain**: the photo's noise level is estimated with Immerkaer's Laplacian-difference
-  operator (robust: median absolute response); luma noise (the same on the three channels, so
-  grey stays grey) is added to the occluder up to that level, from a recorded seed.
+  blurred by ``s`` and then by ``b`` is ``s / sqrt(s**2 + b**2)``) in a ``BLUR_WINDOW`` square
+  under the box; the occluder is blurred by ``sqrt(s_photo**2 - RENDER_BLUR**2)``,
+  ``RENDER_BLUR`` being what the estimator reads on a freshly rendered template edge
+  (premultiplied, so no dark fringe; the patch grows to hold the soft edge).
+* **grain**: the noise level of the face the occluder leaves visible (in a ``GRAIN_WINDOW``
+  square around the box; the face under the box when too little is visible) is read with
+  Immerkaer's Laplacian-difference operator (median-robust), the same reading the occluder's own
+  grain is compared with. A template whose fine texture (cloth patterns, crumbs) reads above
+  it is first faded toward its own smoothing, luma only (``TEXTURE_SIGMA``): the camera and JPEG
+  that flattened the face's pixel-level detail would have flattened the object's too. Luma noise
+  (the same on the three channels, so grey stays grey) then fills up to that level, from a
+  recorded seed (a window of a fixed noise tile); highlights are rolled off ``GRAIN_HEADROOM``
+  grain sigmas below white first, so a white mask keeps its grain instead of clipping it away.
+
+The steps are fused for speed (one core, about 0.8 ms on a 100 px face): the per-channel gains
+(light x cast, skin tone, or the grey tint) and the shading multiply the colour in one pass, the
+blur's premultiplication when there is one; statistics are read once, on a half-resolution
+lattice of the context or in small windows (:mod:`.photo_stats`, :mod:`.patch_filters`).
 """
 from __future__ import annotations
 
@@ -38,7 +49,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .masks import FOOTPRINT_EPS
+from .patch_filters import blur_patch, cap_texture, channel_weights, clip255, grain_field, merge3, roll_off
+# is_grey, luma and noise_sigma are re-exported (occlusion_synth.functional imports them from here)
+from .photo_stats import (GREY_SPREAD, LUMA_WEIGHTS, edge_blur, immerkaer, interior, is_grey, luma,  # noqa: F401
+                          luma2d, noise_from, noise_sigma, quantile)
 
 LIGHT_REFERENCE = 170.0          # p75 luma (0..255) of a well-lit face
 LIGHT_EXPONENT = 0.85
@@ -49,15 +63,13 @@ SHADING_RANGE = (0.6, 1.4)
 SKIN_CHANNEL_RATIO = (1.19, 0.94, 0.81)
 CAST_STRENGTH = 0.5
 CAST_GAIN_RANGE = (0.85, 1.18)
-GREY_SPREAD = 6.0                # mean max-min channel spread (levels) under which a photo is grey
-REBLUR_SIGMA = 1.0
 MAX_BLUR = 3.0
 # what edge_blur reads on rendered shipped templates (median; 10-90 % range 0.73-1.05)
 RENDER_BLUR = 0.85
 MIN_CONTEXT = 32                 # pixels needed for context statistics
-GRAIN_WINDOW = 64                # side of the window blur and grain are measured in
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+GRAIN_WINDOW = 128               # side of the square around the box the grain is read in
+BLUR_WINDOW = 48                 # side of the square at its centre the edge blur is read in
+GRAIN_HEADROOM = 2.0             # grain sigmas kept free below white
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,9 @@ class SceneStats:
         blur: edge blur of the photo (Gaussian sigma, pixels).
         noise: noise level of the photo (sigma, luma levels).
         skin: ``(R, G, B)`` median colour of the face's skin (cheeks), or None.
+        shading: ``(kx, ky, cx, cy)``: the face's light gradient under the box (relative luma
+            change per pixel along x and y, around ``(cx, cy)`` in box pixels; zeros when
+            flat or unmeasurable), or None when not measured.
     """
 
     light: float
@@ -81,85 +96,7 @@ class SceneStats:
     blur: float
     noise: float
     skin: Optional[tuple] = None
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` RGB -> ``(...)`` float32 BT.601 luma, same scale."""
-    return np.asarray(rgb, np.float32) @ _LUMA
-
-
-def _quantile(values: np.ndarray, q: float) -> float:
-    """The ``q`` quantile (0..1, nearest rank) of a 1-D array; np.partition, not a full sort."""
-    v = np.asarray(values).ravel()
-    k = int(round(q * (v.size - 1)))
-    return float(np.partition(v, k)[k])
-
-
-def channel_spread(pixels: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` uint8 RGB -> ``(...)`` uint8 max - min over the channels."""
-    p = np.asarray(pixels)
-    r, g, b = p[..., 0], p[..., 1], p[..., 2]
-    return np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
-
-
-def is_grey(pixels: np.ndarray) -> bool:
-    """True when ``(N, 3)`` RGB pixels are grey: equal channels or mean spread < ``GREY_SPREAD``."""
-    p = np.asarray(pixels)
-    if p.size == 0:
-        return False
-    return bool(channel_spread(p).mean() < GREY_SPREAD)
-
-
-def noise_sigma(gray: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    """Noise level (sigma, same units as ``gray``) by Immerkaer's operator, median-robust.
-
-    Args:
-        gray: ``(h, w)`` float luma.
-        mask: optional ``(h, w)`` bool: where to measure (3x3 neighbourhoods fully inside).
-    """
-    g = np.asarray(gray, np.float32)
-    if min(g.shape) < 3:
-        return 0.0
-    resp = np.abs(cv2.filter2D(g, cv2.CV_32F, _IMMERKAER, borderType=cv2.BORDER_REFLECT))
-    valid = np.zeros(g.shape, bool)
-    valid[1:-1, 1:-1] = True
-    if mask is not None:
-        valid &= cv2.erode(np.asarray(mask, np.uint8), np.ones((3, 3), np.uint8)) > 0
-    vals = resp[valid]
-    if vals.size < 8:
-        return 0.0
-    # |N(0, 36 s^2)| has median 0.6745 * 6 s
-    return _quantile(vals if vals.size < 2000 else vals[::2], 0.5) / (0.6745 * 6.0)
-
-
-def _gradient(g: np.ndarray) -> np.ndarray:
-    """L1 gradient magnitude ``|d/dx| + |d/dy|`` (Sobel)."""
-    return np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
-
-
-def edge_blur(gray: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
-    """Edge blur (Gaussian sigma, pixels) of ``gray`` by re-blurring its strongest edges.
-
-    Args:
-        gray: ``(h, w)`` float luma.
-        mask: optional ``(h, w)`` bool: where to look for edges.
-    """
-    g = np.asarray(gray, np.float32)
-    if min(g.shape) < 5:
-        return 0.0
-    b = cv2.GaussianBlur(g, (0, 0), REBLUR_SIGMA)
-    mag, mag_b = _gradient(g), _gradient(b)
-    valid = np.zeros(g.shape, bool)
-    valid[2:-2, 2:-2] = True
-    if mask is not None:
-        valid &= np.asarray(mask, bool)
-    vals = mag[valid]
-    if vals.size < 16 or vals.max() < 8.0:
-        return 0.0
-    # the edges' crests: within 0.6 of the strongest gradients (the 99th percentile)
-    strong = valid & (mag >= max(0.6 * _quantile(vals if vals.size < 2000 else vals[::2], 0.99), 8.0))
-    r = float(np.clip(mag_b[strong].sum() / max(mag[strong].sum(), 1e-6), 0.0, 0.995))
-    return float(REBLUR_SIGMA * r / np.sqrt(1.0 - r * r))
+    shading: Optional[tuple] = None
 
 
 def context_box(box, shape, grow: float = 0.5) -> tuple[int, int, int, int]:
@@ -169,53 +106,134 @@ def context_box(box, shape, grow: float = 0.5) -> tuple[int, int, int, int]:
     return max(0, x0 - dx), max(0, y0 - dy), min(int(shape[1]), x1 + dx), min(int(shape[0]), y1 + dy)
 
 
+def _half(x: np.ndarray) -> np.ndarray:
+    """Every second row and column (pixel ``(2i, 2j)``) of ``x``: nearest-neighbour halving of the
+    even-sized part, which OpenCV does far faster than a strided numpy copy."""
+    h, w = x.shape[:2]
+    even = x[:h - h % 2, :w - w % 2]
+    return cv2.resize(even, ((w // 2) or 1, (h // 2) or 1), interpolation=cv2.INTER_NEAREST)
+
+
 def measure_scene(image: np.ndarray, box, face_mask: Optional[np.ndarray] = None,
-                  skin_mask: Optional[np.ndarray] = None) -> SceneStats:
-    """Read light, cast, grey, blur, noise (and skin) of the photo around ``box``.
+                  skin_mask: Optional[np.ndarray] = None, footprint: Optional[np.ndarray] = None) -> SceneStats:
+    """Read light, cast, grey, blur, noise, shading (and skin) of the photo around ``box``.
 
     Args:
         image: ``(H, W, 3) uint8`` RGB photo without the occluder.
         box: ``(x0, y0, x1, y1)`` of the occluder patch.
         face_mask: optional ``(H, W)`` uint8/bool face region; the context is the face region
-            inside the grown box (the whole face region, then the grown box, when too small).
+            inside the grown box (the whole face region, then the grown box, when too small);
+            the shading is read on the face pixels under the box.
         skin_mask: optional ``(H, W)`` uint8/bool skin pixels (for hands' skin tone).
+        footprint: optional ``(h, w)`` occluder alpha at ``box``: the grain is read on the face
+            it leaves visible (without it: the face outside the box).
     """
     h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
     cx0, cy0, cx1, cy1 = context_box(box, (h, w))
-    patch = image[cy0:cy1, cx0:cx1]
-    sel = np.ones(patch.shape[:2], bool)
+    sel = None
     if face_mask is not None:
         local = np.asarray(face_mask[cy0:cy1, cx0:cx1]) > 0
         if np.count_nonzero(local) >= MIN_CONTEXT:
             sel = local
         elif np.count_nonzero(face_mask) >= MIN_CONTEXT:
-            patch, sel = image, np.asarray(face_mask) > 0
-    pix8 = patch[::2, ::2][sel[::2, ::2]] if np.count_nonzero(sel) >= 4 * MIN_CONTEXT else patch[sel]
-    pix = pix8.astype(np.float32)
-    y = pix @ _LUMA
-    light = float(np.clip((_quantile(y, 0.75) / LIGHT_REFERENCE) ** LIGHT_EXPONENT, *LIGHT_GAIN_RANGE))
-    mean_c, mean_y = pix.mean(0), max(float(y.mean()), 1.0)
-    spread = channel_spread(pix8)
-    grey = bool(spread.mean() < GREY_SPREAD)
-    tint = (1.0, 1.0, 1.0) if not spread.any() else tuple(float(v) for v in mean_c / mean_y)
-    ratio = mean_c / mean_y / np.asarray(SKIN_CHANNEL_RATIO, np.float32)
+            cx0, cy0, cx1, cy1 = 0, 0, w, h
+            sel = np.asarray(face_mask) > 0
+    patch = image[cy0:cy1, cx0:cx1]
+    if sel is None:
+        sel = np.ones(patch.shape[:2], bool)
+    sel8 = sel.view(np.uint8)
+    # light, cast, grey and shading from every second pixel of a large context
+    step = 2 if np.count_nonzero(sel) >= 4 * MIN_CONTEXT and min(sel.shape) >= 4 else 1
+    sub, sub_sel = (_half(patch), _half(sel8)) if step == 2 else (np.ascontiguousarray(patch), sel8)
+    if not sub_sel.any():
+        step, sub, sub_sel = 1, np.ascontiguousarray(patch), sel8
+    y_sub = cv2.cvtColor(sub, cv2.COLOR_RGB2GRAY)        # rounded luma: plenty for these statistics
+    light = (quantile(y_sub[sub_sel > 0], 0.75) / LIGHT_REFERENCE) ** LIGHT_EXPONENT
+    light = min(max(light, LIGHT_GAIN_RANGE[0]), LIGHT_GAIN_RANGE[1])
+    mean_c = cv2.mean(sub, sub_sel)[:3]
+    mean_y = max(sum(float(c) * float(k) for c, k in zip(mean_c, LUMA_WEIGHTS)), 1.0)
+    r, g, b = cv2.split(sub)
+    spread = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+    grey = bool(cv2.mean(spread, sub_sel)[0] < GREY_SPREAD)
+    equal = cv2.minMaxLoc(spread, sub_sel)[1] == 0
+    tint = (1.0, 1.0, 1.0) if equal else tuple(c / mean_y for c in mean_c)
+    lo, hi = CAST_GAIN_RANGE
     cast = (1.0, 1.0, 1.0) if grey else tuple(
-        float(v) for v in np.clip(np.maximum(ratio, 1e-3) ** CAST_STRENGTH, *CAST_GAIN_RANGE))
-    # blur and grain are read in at most a GRAIN_WINDOW square at the context's centre (enough
-    # pixels for both estimators, and the cost stays flat on large crops)
-    ph, pw = sel.shape
-    wy0, wx0 = max(0, (ph - GRAIN_WINDOW) // 2), max(0, (pw - GRAIN_WINDOW) // 2)
-    win = (slice(wy0, wy0 + GRAIN_WINDOW), slice(wx0, wx0 + GRAIN_WINDOW))
-    if np.count_nonzero(sel[win]) < MIN_CONTEXT:
-        win = (slice(None), slice(None))
-    gray = luma(patch[win])
-    blur = float(min(edge_blur(gray, sel[win]), MAX_BLUR))
-    noise = noise_sigma(gray, sel[win])
+        min(max(max(c / mean_y / k, 1e-3) ** CAST_STRENGTH, lo), hi) for c, k in zip(mean_c, SKIN_CHANNEL_RATIO))
+    # the shading plane on the face pixels under the box, on the same lattice
+    bx0, by0, bx1, by1 = x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0
+    jx0, jy0 = -(-bx0 // step), -(-by0 // step)                 # first lattice column/row in the box
+    jx1, jy1 = -(-bx1 // step), -(-by1 // step)
+    region = None if face_mask is None else sub_sel[jy0:jy1, jx0:jx1]
+    kx, ky, pcx, pcy = _plane(y_sub[jy0:jy1, jx0:jx1], region, MIN_CONTEXT // (step * step))
+    shading = (kx / step, ky / step, (pcx + jx0) * step - bx0, (pcy + jy0) * step - by0) if kx or ky else \
+        (0.0, 0.0, 0.0, 0.0)
+    # blur and grain are read in full resolution in a GRAIN_WINDOW square around the box (the
+    # cost stays flat on large crops): the grain on the face the occluder leaves visible (the
+    # grain its own must match; the face under the box when too little is left), the blur on the
+    # face's edges in the central BLUR_WINDOW square (under the box: its strongest edges)
+    side = GRAIN_WINDOW
+    qx0 = min(max(0, (x0 + x1 - side) // 2), max(0, w - side))
+    qy0 = min(max(0, (y0 + y1 - side) // 2), max(0, h - side))
+    quad = (slice(qy0, qy0 + side), slice(qx0, qx0 + side))
+    y_quad = luma2d(image[quad])
+    face_quad = np.asarray(face_mask[quad]) > 0 if face_mask is not None else None
+    if face_quad is None or np.count_nonzero(face_quad) < MIN_CONTEXT:
+        face_quad = np.ones(y_quad.shape, bool)
+    qh, qw = y_quad.shape
+    wy0, wx0 = max(0, (qh - BLUR_WINDOW) // 2), max(0, (qw - BLUR_WINDOW) // 2)
+    win = (slice(wy0, wy0 + BLUR_WINDOW), slice(wx0, wx0 + BLUR_WINDOW))
+    gsel = face_quad[win]
+    full = bool(gsel.all())
+    if not full and np.count_nonzero(gsel) < MIN_CONTEXT:
+        win, gsel = (slice(None), slice(None)), face_quad
+    blur = float(min(edge_blur(y_quad[win], None if full else gsel), MAX_BLUR))
+    resp = immerkaer(y_quad)
+    visible = face_quad.copy()
+    under = visible[max(0, y0 - qy0):max(0, y1 - qy0), max(0, x0 - qx0):max(0, x1 - qx0)]
+    if footprint is None:
+        under[:] = False
+    else:
+        fy0, fx0 = max(0, qy0 - y0), max(0, qx0 - x0)
+        under &= np.asarray(footprint)[fy0:fy0 + under.shape[0], fx0:fx0 + under.shape[1]] <= 0
+    valid = interior(visible, visible.shape)
+    if np.count_nonzero(valid) >= 4 * MIN_CONTEXT:
+        noise = noise_from(resp, valid)
+    else:
+        noise = noise_from(resp[win], interior(None if full else gsel, gsel.shape))
     skin = None
-    if skin_mask is not None and np.count_nonzero(skin_mask) >= 8:
-        sk = image[np.asarray(skin_mask) > 0]
-        skin = tuple(float(v) for v in np.median(sk, axis=0))
-    return SceneStats(light=light, cast=cast, grey=grey, tint=tint, blur=blur, noise=noise, skin=skin)
+    if skin_mask is not None:
+        sx, sy, sw, sh = cv2.boundingRect(np.asarray(skin_mask, np.uint8))
+        crop, pixels = np.asarray(skin_mask[sy:sy + sh, sx:sx + sw]) > 0, image[sy:sy + sh, sx:sx + sw]
+        n = np.count_nonzero(crop)
+        if n >= 4 * MIN_CONTEXT:  # a large skin area: every second pixel of it
+            crop, pixels = crop[::2, ::2], pixels[::2, ::2]
+        if n >= 8:
+            skin = _median_colour(pixels[crop])
+    return SceneStats(light=light, cast=cast, grey=grey, tint=tint, blur=blur, noise=noise, skin=skin,
+                      shading=shading)
+
+
+def _median_colour(pixels: np.ndarray) -> tuple:
+    """Per-channel median (as np.median: the mean of the two middle values for an even count) of
+    ``(N, 3)`` pixels, by partition."""
+    n = len(pixels)
+    k = n // 2
+    # channels as contiguous rows: a partition along a strided axis is many times slower
+    part = np.partition(np.ascontiguousarray(pixels.T), (k - 1, k) if n % 2 == 0 else k, axis=1)
+    mid = part[:, k].astype(np.float64)
+    if n % 2 == 0:
+        mid = (mid + part[:, k - 1]) / 2.0
+    return tuple(float(v) for v in mid)
+
+
+def _skin_gain(rgb: np.ndarray, alpha: np.ndarray, skin: tuple) -> np.ndarray:
+    """``(3,) float32`` per-channel gains taking the alpha-weighted mean colour to ``skin``."""
+    total = max(cv2.sumElems(alpha)[0], 1e-6)
+    weighted = cv2.sumElems(cv2.multiply(rgb, merge3(alpha)))
+    return np.asarray([min(max(t / max(w / total, 1.0), 0.05), 4.0) for t, w in zip(skin, weighted)],
+                      np.float32)
 
 
 def skin_transfer(rgb: np.ndarray, alpha: np.ndarray, skin: tuple) -> np.ndarray:
@@ -226,52 +244,54 @@ def skin_transfer(rgb: np.ndarray, alpha: np.ndarray, skin: tuple) -> np.ndarray
         rgb: ``(h, w, 3) float32`` 0..255; alpha: ``(h, w) float32`` weights.
         skin: ``(R, G, B)`` median skin colour from :func:`measure_scene`.
     """
-    w = alpha.reshape(-1)
-    mean = (w @ rgb.reshape(-1, 3)) / max(float(w.sum()), 1e-6)
-    gain = np.asarray(skin, np.float32) / np.maximum(mean, 1.0).astype(np.float32)
-    return rgb * np.clip(gain, 0.05, 4.0)
+    return rgb * _skin_gain(rgb, alpha, skin)
 
 
-def _shading(under: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The face's light gradient across the patch: a plane fitted (least squares, from image
-    moments) to the luma of the face pixels under it, relative to their mean, clipped and
-    softened; ``(h, w)`` float32."""
-    wts = np.asarray(region, np.float32)
-    m = cv2.moments(wts)
-    if m["m00"] < MIN_CONTEXT:
-        return np.ones(under.shape[:2], np.float32)
-    my = cv2.moments(luma(under) * wts)
-    n, total = m["m00"], my["m00"]
+def _plane(y_under: np.ndarray, region: Optional[np.ndarray], min_count: int = MIN_CONTEXT) -> tuple:
+    """The face's light gradient under a box: a plane fitted (least squares, from image moments)
+    to ``(h, w)`` luma (uint8 or float32) at the ``region`` pixels (all when None), relative to
+    their mean.
+
+    Returns:
+        ``(kx, ky, cx, cy)`` (see :class:`SceneStats`); zeros when there is nothing to fit.
+    """
+    if min(y_under.shape[:2]) < 2:
+        return (0.0, 0.0, 0.0, 0.0)
+    if region is None:
+        inside, y = np.ones(y_under.shape, np.uint8), y_under
+    else:
+        inside = (np.asarray(region) > 0).view(np.uint8)
+        y = y_under * inside
+    m = cv2.moments(inside)                      # 0/1 weights: m00 is the pixel count
+    n = m["m00"]
+    sxx, sxy, syy = m["mu20"], m["mu11"], m["mu02"]
+    det = sxx * syy - sxy * sxy
+    if n < max(min_count, 3) or abs(det) < 1e-6:
+        return (0.0, 0.0, 0.0, 0.0)
+    my = cv2.moments(y)
+    total = my["m00"]
     cx, cy, mean = m["m10"] / n, m["m01"] / n, max(total / n, 1.0)
-    normal = np.array([[m["mu20"], m["mu11"]], [m["mu11"], m["mu02"]]])
-    rhs = np.array([my["m10"] - cx * total, my["m01"] - cy * total])
-    if abs(np.linalg.det(normal)) < 1e-6:
-        return np.ones(under.shape[:2], np.float32)
-    kx, ky = np.linalg.solve(normal, rhs) / mean
-    h, w = under.shape[:2]
-    plane = (1.0 + (np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)) * np.float32(ky)
-             + (np.arange(w, dtype=np.float32)[None, :] - np.float32(cx)) * np.float32(kx))
-    return np.clip(plane, *SHADING_RANGE) ** np.float32(SHADING_EXPONENT)
+    bx, by = my["m10"] - cx * total, my["m01"] - cy * total
+    # the 2 x 2 normal equations, solved in closed form
+    kx, ky = (syy * bx - sxy * by) / det / mean, (sxx * by - sxy * bx) / det / mean
+    return (float(kx), float(ky), float(cx), float(cy))
 
 
-def _blur_patch(rgb, alpha, box, shape, sigma):
-    """Blur premultiplied colour and alpha by ``sigma``; the patch grows by ``3 sigma``."""
-    pad = int(np.ceil(3 * sigma))
-    x0, y0, x1, y1 = box
-    nx0, ny0 = max(0, x0 - pad), max(0, y0 - pad)
-    nx1, ny1 = min(int(shape[1]), x1 + pad), min(int(shape[0]), y1 + pad)
-    pm = np.zeros((ny1 - ny0, nx1 - nx0, 4), np.float32)
-    sl = (slice(y0 - ny0, y1 - ny0), slice(x0 - nx0, x1 - nx0))
-    pm[sl + (slice(0, 3),)] = rgb * alpha[..., None]
-    pm[sl + (3,)] = alpha
-    pm = cv2.GaussianBlur(pm, (0, 0), float(sigma), borderType=cv2.BORDER_CONSTANT)
-    a = np.clip(pm[..., 3], 0.0, 1.0)
-    off = a < FOOTPRINT_EPS
-    a[off] = 0.0
-    out = pm[..., :3] / np.maximum(a, 1e-6)[..., None]
-    out[off] = 0.0
-    np.clip(out, 0, 255, out=out)
-    return out, a, (nx0, ny0, nx1, ny1)
+def _shading(plane: tuple, shape) -> Optional[np.ndarray]:
+    """``(h, w) float32`` light multiplier from a :func:`_plane` (clipped and softened), or None
+    when flat."""
+    kx, ky, cx, cy = plane
+    if kx == 0.0 and ky == 0.0:
+        return None
+    h, w = shape
+    rows = (np.arange(h, dtype=np.float32) - np.float32(cy)) * np.float32(ky)
+    cols = (np.arange(w, dtype=np.float32) - np.float32(cx)) * np.float32(kx) + np.float32(1.0)
+    plane = np.add.outer(rows, cols)
+    lo, hi = SHADING_RANGE
+    ends = (rows[0] + cols[0], rows[0] + cols[-1], rows[-1] + cols[0], rows[-1] + cols[-1])
+    if min(ends) < lo or max(ends) > hi:  # a plane's extremes are at the corners
+        np.minimum(np.maximum(plane, np.float32(lo), out=plane), np.float32(hi), out=plane)
+    return cv2.pow(plane, SHADING_EXPONENT)
 
 
 def harmonise_occluder(rgb: np.ndarray, alpha: np.ndarray, box, image: np.ndarray, stats: SceneStats,
@@ -286,39 +306,50 @@ def harmonise_occluder(rgb: np.ndarray, alpha: np.ndarray, box, image: np.ndarra
         box: ``(x0, y0, x1, y1)`` of the patch in ``image``.
         image: ``(H, W, 3) uint8`` RGB photo without the occluder.
         stats: from :func:`measure_scene` on the same photo and box.
-        region: optional ``(H, W)`` face region (shading is read there only).
+        region: optional ``(H, W)`` face region the shading is read in, used only when ``stats``
+            does not carry it (:func:`measure_scene` reads it in its ``face_mask``).
         light, colour, grey, skin, blur, grain: which steps to apply (``skin`` replaces
             ``light`` and ``colour`` when the stats carry a skin colour).
         noise_seed: seed of the grain.
 
     Returns:
         ``(rgb, alpha, box)``, the patch possibly grown by the blur; alpha is unchanged when no
-        blur is applied.
+        blur is applied. The colour is only meaningful where alpha > 0.
     """
-    x0, y0, x1, y1 = box
-    out = np.asarray(rgb, np.float32)
-    a = np.asarray(alpha, np.float32)
+    rgb = np.ascontiguousarray(rgb, np.float32)
+    a = np.ascontiguousarray(alpha, np.float32)
+    # light, cast and skin tone are per-channel gains; grey replaces the colour by its luma
+    # (after the gains) times the photo's tint. What stays per channel (gains or tint) and the
+    # shading multiply the colour in one pass, the blur's premultiplication when there is one.
+    gain = (1.0, 1.0, 1.0)
     if skin and stats.skin is not None:
-        out = skin_transfer(out, a, stats.skin)
+        gain = tuple(float(v) for v in _skin_gain(rgb, a, stats.skin))
     elif light or colour:
-        gain = np.asarray(stats.cast if colour else (1.0, 1.0, 1.0), np.float32)
-        out = out * (gain * (stats.light if light else 1.0))
-    if light:
-        under = image[y0:y1, x0:x1]
-        reg = np.ones(under.shape[:2], bool) if region is None else np.asarray(region[y0:y1, x0:x1]) > 0
-        out = out * _shading(under, reg)[..., None]
+        lift = stats.light if light else 1.0
+        gain = tuple(float(c) * lift for c in (stats.cast if colour else (1.0, 1.0, 1.0)))
     if grey and stats.grey:
-        out = luma(out)[..., None] * np.asarray(stats.tint, np.float32)
-    out = np.clip(out, 0, 255).astype(np.float32)
-    if blur and stats.blur > 0:
-        extra = float(np.sqrt(max(stats.blur ** 2 - RENDER_BLUR ** 2, 0.0)))
-        if extra >= 0.3:
-            out, a, box = _blur_patch(out, a, box, image.shape[:2], extra)
+        y = cv2.transform(rgb, (LUMA_WEIGHTS * np.asarray(gain, np.float32))[None, :]).reshape(a.shape)
+        src, chan = merge3(y), tuple(float(v) for v in stats.tint)  # tint: ones for equal channels
+    else:
+        src, chan = rgb, gain
+    shade = None
+    if light:
+        plane = stats.shading
+        if plane is None:
+            x0, y0, x1, y1 = box
+            plane = _plane(luma2d(image[y0:y1, x0:x1]), None if region is None else region[y0:y1, x0:x1])
+        shade = _shading(plane, a.shape)
+    extra = float(np.sqrt(max(stats.blur ** 2 - RENDER_BLUR ** 2, 0.0))) if blur else 0.0
+    if extra >= 0.3:
+        out, a, box = blur_patch(src, a, box, image.shape[:2], extra, shade, chan)
+    elif shade is None and chan == (1.0, 1.0, 1.0):
+        out = src.copy()
+    else:
+        out = cv2.multiply(src, cv2.merge(channel_weights(shade, chan, a.shape)))
     if grain and stats.noise > 0:
-        inside = a >= 0.999
-        own = noise_sigma(luma(out), inside) if np.count_nonzero(inside) >= 16 else 0.0
+        out, own = cap_texture(out, a, stats.noise)
         add = float(np.sqrt(max(stats.noise ** 2 - own ** 2, 0.0)))
         if add > 0.05:
-            noise = np.random.default_rng(int(noise_seed)).standard_normal(a.shape, dtype=np.float32)
-            out = np.clip(out + (add * noise)[..., None], 0, 255).astype(np.float32)
-    return out, a, box
+            roll_off(out, GRAIN_HEADROOM * add)
+            out = cv2.scaleAdd(merge3(grain_field(a.shape, noise_seed)), add, out)
+    return clip255(out), a, box
