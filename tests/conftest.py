@@ -25,6 +25,19 @@ def photo_arrays(photos) -> dict[str, np.ndarray]:
     return {name: read_image(path) for name, path in photos.items()}
 
 
+@pytest.fixture(scope="session")
+def face_crops_100(photo_arrays) -> list:
+    """100 px crops of four real faces with their dlib landmarks: ``[(image, landmarks), ...]``."""
+    from occlusion_synth.landmarks import detect
+    from occlusion_synth.preview import crop_face
+
+    out = []
+    for name in ("obama.jpg", "biden.jpg", "astronaut.png", "obama3.jpg"):
+        face = detect(photo_arrays[name], backend="dlib", max_side=640)[0]
+        out.append(crop_face(photo_arrays[name], face.landmarks, 100))
+    return out
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -12,16 +12,9 @@ SEEDS = range(3)
 
 
 @pytest.fixture(scope="module")
-def crops(photo_arrays):
-    """100 px crops of four real faces (dlib landmarks)."""
-    from occlusion_synth.landmarks import detect
-    from occlusion_synth.preview import crop_face
-
-    out = []
-    for name in ("obama.jpg", "biden.jpg", "astronaut.png", "obama3.jpg"):
-        face = detect(photo_arrays[name], backend="dlib", max_side=640)[0]
-        out.append(crop_face(photo_arrays[name], face.landmarks, 100))
-    return out
+def crops(face_crops_100):
+    """100 px crops of four real faces (dlib landmarks), from conftest."""
+    return face_crops_100
 
 
 def _noisy_jpeg(img: np.ndarray, seed: int) -> np.ndarray:
