@@ -198,7 +198,8 @@ def main() -> None:
     data = ensure_data(args.data)
     files = source_files(data)[:args.faces]
     n = len(files)
-    settings = {"aligned (default: 2 predictor passes)": [],
+    settings = {"aligned (default: 2nd predictor pass only outside the one-pass band)": [],
+                "aligned, always 2 predictor passes (one_pass_band=none)": ["--landmark-option", "one_pass_band=none"],
                 "aligned, refine=0 (1 predictor pass)": ["--landmark-option", "refine=0"],
                 "aligned, masks only": ["--categories", "mask"]}
     results = []
