@@ -42,6 +42,8 @@ def test_a_long_way_to_the_border_stops_as_a_forearm_and_fades():
     rgb, alpha, (x0, y0, x1, y1) = render_forearm(rgba, np.array([[0.5, 0, 40], [0, 0.5, 20]]), (1000, 120))
     assert y1 - 50 < MAX_LENGTH * 60 * 0.5 + 4
     assert alpha[-1].max() < 0.05 and alpha[:5].max() > 0.9
+    fading = (alpha > 0.05) & (alpha < 0.5)  # the fade lowers alpha, not the arm's colour
+    assert fading.any() and np.allclose(rgb[fading].mean(0), (190, 140, 110), atol=3)
 
 
 def test_over_keeps_the_front_patch_on_top():

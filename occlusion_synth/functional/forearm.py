@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .geometry import matrix_scale
+from .warp import _unpremultiply
 
 PROFILE_ROWS = 3        # bottom template rows averaged into the cross-section profile
 WIDEN = 0.2             # the arm widens by this fraction of the wrist per template height of length
@@ -110,12 +111,9 @@ def render_forearm(rgba: np.ndarray, matrix: np.ndarray, shape: tuple[int, int])
     sampled = cv2.remap(small[None], map_x, map_y, cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
     sampled[~inside] = 0
-    alpha = np.clip(sampled[..., 3], 0.0, 1.0)
-    if length < to_border:  # stopped inside the photo: fade out over the last 40 %
+    rgb, alpha = _unpremultiply(sampled)
+    if length < to_border:  # stopped inside the photo: fade out over the last 40 % (colour kept)
         alpha *= np.clip((length - t) / (0.4 * length), 0.0, 1.0)
-    rgb = np.zeros(alpha.shape + (3,), np.float32)
-    np.divide(sampled[..., :3], np.maximum(alpha, 1e-6)[..., None], out=rgb, where=(alpha > 0)[..., None])
-    np.clip(rgb, 0.0, 255.0, out=rgb)
     return rgb, alpha, (int(x0), int(y0), int(x1), int(y1))
 
 
@@ -129,18 +127,11 @@ def over(front, back):
     (fr, fa, fb), (br, ba, bb) = front, back
     x0, y0 = min(fb[0], bb[0]), min(fb[1], bb[1])
     x1, y1 = max(fb[2], bb[2]), max(fb[3], bb[3])
-    alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
-    pre = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
-    for rgb, a, (bx0, by0, bx1, by1), on_top in ((br, ba, bb, False), (fr, fa, fb, True)):
-        sl = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
-        if on_top:
-            keep = 1.0 - a
-            pre[sl] = rgb * a[..., None] + pre[sl] * keep[..., None]
-            alpha[sl] = a + alpha[sl] * keep
-        else:
-            pre[sl] = rgb * a[..., None]
-            alpha[sl] = a
-    rgb = np.zeros_like(pre)
-    np.divide(pre, np.maximum(alpha, 1e-6)[..., None], out=rgb, where=(alpha > 0)[..., None])
-    np.clip(rgb, 0.0, 255.0, out=rgb)
+    acc = np.zeros((y1 - y0, x1 - x0, 4), np.float32)  # premultiplied RGB and alpha
+    for rgb, a, (bx0, by0, bx1, by1) in ((br, ba, bb), (fr, fa, fb)):  # back first, front over it
+        region = acc[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
+        region *= (1.0 - a)[..., None]
+        region[..., :3] += rgb * a[..., None]
+        region[..., 3] += a
+    rgb, alpha = _unpremultiply(acc)
     return rgb, alpha, (x0, y0, x1, y1)
