@@ -225,19 +225,30 @@ def atomic_write_lines(path: PathLike, *chunks: Iterable[str]) -> None:
             fh.writelines(lines)
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create and open a new temporary file beside ``path`` (its folder made on the first miss);
+    a name left by a killed process with the same pid is skipped, never reused."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = _temp_name(path)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # first file of a folder (no stat before every write)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(tmp, flags, 0o666), tmp
+    raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name} "
+                          "(100 names taken by stale .tmp files)")
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` (``os.replace``),
     on an exception it is removed. The file gets the mode ``open()`` would give it (0666 minus
     the umask). Missing parent folders are created."""
     p = Path(path)
-    tmp = _temp_name(p)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except FileNotFoundError:  # first file of a folder: create it (one stat-free attempt before)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
+    fd, tmp = _create_temp(p)
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh

@@ -54,3 +54,31 @@ def test_write_image_round_trip_and_no_temp_left(tmp_path):
     write_image(tmp_path / "a.png", img)
     assert np.array_equal(read_image(tmp_path / "a.png"), img)
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_atomic_write_skips_stale_temp_names_and_leaves_nothing_on_error(tmp_path, monkeypatch):
+    """The temporary name is pid/thread/counter based: a stale file of a killed process with the
+    same name is never reused or overwritten; a failed write leaves neither a temp file nor a target."""
+    import itertools
+    import os
+
+    from occlusion_synth import io as oio
+
+    monkeypatch.setattr(oio, "_TEMP_COUNTER", itertools.count())
+    stale = oio._temp_name(tmp_path / "a.png")  # what the first attempt will be called
+    stale.write_bytes(b"someone else's")
+    oio.atomic_write_bytes(tmp_path / "sub" / "a.png", b"x")  # other folder: made on the first miss
+    monkeypatch.setattr(oio, "_TEMP_COUNTER", itertools.count())
+    oio.atomic_write_bytes(tmp_path / "a.png", b"new")  # its first temp name is the stale one
+    assert (tmp_path / "a.png").read_bytes() == b"new" and stale.read_bytes() == b"someone else's"
+    assert (tmp_path / "sub" / "a.png").read_bytes() == b"x"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
+    try:
+        with oio.atomic_open(tmp_path / "b.png") as fh:
+            fh.write(b"half")
+            raise RuntimeError("crash")
+    except RuntimeError:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.png", "sub", stale.name])
