@@ -26,6 +26,7 @@ import threading
 from typing import Iterable, Iterator, Protocol
 
 from ..errors import OcclusionSynthError
+from .config import CHUNKSIZE
 from .plan import Task
 from .sample import SampleResult, SampleWorker, WorkerSpec
 
@@ -77,8 +78,7 @@ def _init_worker(spec: WorkerSpec, parent: int) -> None:
 def _run_chunk(tasks: list) -> list[SampleResult]:
     if "error" in _WORKER:
         raise _WORKER["error"]
-    worker = _WORKER["worker"]
-    return [worker(task) for task in tasks]
+    return _WORKER["worker"].run(tasks)
 
 
 def chunks(tasks: Iterable, size: int) -> Iterator[list]:
@@ -101,7 +101,7 @@ class LocalExecutor:
     of memory) ends the run with an error instead of a hang.
     """
 
-    def __init__(self, workers: int = 1, chunksize: int = 4):
+    def __init__(self, workers: int = 1, chunksize: int = CHUNKSIZE):
         if workers < 1 or chunksize < 1:
             raise ValueError(f"workers and chunksize must be >= 1, got {workers}, {chunksize}")
         self.workers = int(workers)
@@ -110,7 +110,8 @@ class LocalExecutor:
     def map(self, spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[SampleResult]:
         worker = SampleWorker(spec)  # built here too: bad options fail fast in the main process
         if self.workers == 1:
-            yield from (worker(task) for task in tasks)
+            for chunk in chunks(tasks, self.chunksize):
+                yield from worker.run(chunk)
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

@@ -24,7 +24,7 @@ from collections import deque
 from typing import Iterable, Iterator, Optional
 
 from ..errors import OcclusionSynthError
-from .executor import chunks
+from .executor import CHUNKSIZE, chunks
 from .plan import Task
 from .sample import SampleResult, SampleWorker, WorkerSpec
 
@@ -62,7 +62,7 @@ class _SampleActor:
     def run(self, tasks: list) -> list:
         if self.error is not None:
             raise self.error
-        return [self.worker(task) for task in tasks]
+        return self.worker.run(tasks)
 
 
 class RayExecutor:
@@ -78,7 +78,7 @@ class RayExecutor:
         init_options: extra keyword arguments for ``ray.init`` when this executor starts or joins Ray.
     """
 
-    def __init__(self, workers: int = 1, chunksize: int = 4, address: Optional[str] = None,
+    def __init__(self, workers: int = 1, chunksize: int = CHUNKSIZE, address: Optional[str] = None,
                  init_options: Optional[dict] = None):
         if workers < 1 or chunksize < 1:
             raise ValueError(f"workers and chunksize must be >= 1, got {workers}, {chunksize}")
