@@ -16,7 +16,10 @@ measured as marginal rates between a run on the first ``--short`` faces and a ru
 so start-up (imports, model loading) cancels out; end-to-end rates are recorded too. CPU time
 (user + system, ``getrusage(RUSAGE_CHILDREN)``) per image is measured the same way: on a shared
 machine the wall-clock rates move with other jobs' load, CPU time much less, so the ratio is
-given both ways.
+given both ways. No output is deleted until the end, and the run first waits for cheap file
+creation (``--settle``; see ``generate_speed.py``: on this journal-less ext4 a mass delete makes
+creating files 10-40x dearer for minutes, which would tax ``occsynth``'s three files per image
+more than MaskTheFace's one).
 ``occsynth`` runs four times: with dlib detection (``--landmarks dlib``, what MaskTheFace does),
 with ``--landmarks aligned`` (the predictor on the whole crop, no detection; a second pass only
 when the first finds the eyes outside the one-pass band), with ``--landmarks aligned
@@ -42,6 +45,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from generate_speed import create_probe, settle  # noqa: E402
+
 GOAL = 5.0
 MODEL = "shape_predictor_68_face_landmarks.dat"
 
@@ -95,24 +101,22 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
 
 def run_mtf(mtf: Path, python: str, faces: Path, core: str) -> dict:
     masked = faces.with_name(faces.name + "_masked")
-    shutil.rmtree(masked, ignore_errors=True)
+    probe = create_probe(faces.with_name(faces.name + "_probe"))
     seconds, proc = timed(["taskset", "-c", core, python, "mask_the_face.py", "--path", str(faces),
                            "--mask_type", "surgical"], mtf)
     outputs = len(list(masked.rglob("*.jpg")))
-    shutil.rmtree(masked, ignore_errors=True)
     return {"images": len(list(faces.rglob("*.jpg"))), "outputs": outputs, "seconds": round(seconds, 3),
-            "cpu_seconds": round(proc.cpu_seconds, 3)}
+            "cpu_seconds": round(proc.cpu_seconds, 3), "file_create_ms": probe}
 
 
 def run_occsynth(faces: Path, out: Path, landmarks: str, core: str, extra: list[str]) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
+    probe = create_probe(out.with_name(out.name + "_probe"))
     seconds, proc = timed(["taskset", "-c", core, sys.executable, "-m", "occlusion_synth.cli", "generate",
                            "--src", "folder", "--root", str(faces), "--out", str(out), "--categories", "mask",
                            "--landmarks", landmarks, "--workers", "1", "--seed", "0", "--no-progress", *extra], REPO)
     outputs = len(list((out / "occluded").rglob("*.png")))
-    shutil.rmtree(out, ignore_errors=True)
     return {"images": len(list(faces.rglob("*.jpg"))), "outputs": outputs, "seconds": round(seconds, 3),
-            "cpu_seconds": round(proc.cpu_seconds, 3), "summary": proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""}
+            "cpu_seconds": round(proc.cpu_seconds, 3), "file_create_ms": probe, "summary": proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""}
 
 
 def rates(short: dict, full: dict) -> dict:
@@ -134,6 +138,8 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=112, help="faces in the short runs")
     parser.add_argument("--core", default="0", help="the CPU core both tools are pinned to")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "maskthefac_compare.json")
+    parser.add_argument("--settle", type=float, default=480.0,
+                        help="wait at most this many seconds for cheap file creation first (0: do not wait)")
     args = parser.parse_args()
     ensure_mtf_model(args.mtf)
     files = ensure_faces(args.data)
@@ -144,16 +150,19 @@ def main() -> None:
         scratch = Path(scratch)
         short_faces = face_folder(files[:args.short], scratch / "faces_short")
         all_faces = face_folder(files, scratch / "faces_all")
+        settled = settle(scratch / "settle", args.settle)
+        print(f"file system: {settled}", flush=True)
         load0 = os.getloadavg()
         results["maskthefac"] = rates(run_mtf(args.mtf, args.mtf_python, short_faces, args.core),
                                       run_mtf(args.mtf, args.mtf_python, all_faces, args.core))
         print(f"MaskTheFace: {results['maskthefac']['steady_images_per_s']} images/s steady, "
               f"{results['maskthefac']['cpu_ms_per_image']} CPU ms/image", flush=True)
-        for landmarks, extra in (("dlib", []), ("aligned", []), ("aligned", ["--landmark-option", "one_pass_band=none"]),
-                                 ("aligned", ["--landmark-option", "refine=0"])):
+        for k, (landmarks, extra) in enumerate((
+                ("dlib", []), ("aligned", []), ("aligned", ["--landmark-option", "one_pass_band=none"]),
+                ("aligned", ["--landmark-option", "refine=0"]), ("aligned", ["--landmark-option", "cascade_depth=15"]))):
             key = " ".join([f"occsynth --landmarks {landmarks}", *extra])
-            results[key] = rates(run_occsynth(short_faces, scratch / "out", landmarks, args.core, extra),
-                                 run_occsynth(all_faces, scratch / "out", landmarks, args.core, extra))
+            results[key] = rates(run_occsynth(short_faces, scratch / f"out{k}_short", landmarks, args.core, extra),
+                                 run_occsynth(all_faces, scratch / f"out{k}_full", landmarks, args.core, extra))
             print(f"{key}: {results[key]['steady_images_per_s']} images/s steady, "
                   f"{results[key]['cpu_ms_per_image']} CPU ms/image", flush=True)
         load1 = os.getloadavg()
@@ -168,7 +177,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "pinned_core": args.core, "loadavg_before": [round(v, 2) for v in load0],
                     "loadavg_after": [round(v, 2) for v in load1]},
-        "maskthefac_commit": commit, "faces": len(files), "short_run_faces": args.short,
+        "file_system_before": settled, "maskthefac_commit": commit, "faces": len(files), "short_run_faces": args.short,
         "data": "occsynth demo-data (default options): 100x100 aligned faces, copied to FACES/neutral/",
         "method": "wall clock of each subprocess, both pinned to one core; steady = extra images / extra seconds "
                   "between the short and the full run",
