@@ -152,6 +152,7 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
 
 
 _JPEG_SOF = (0xC0, 0xC1, 0xC2)  # baseline, extended, progressive (Huffman)
+_JPEG_MAX_SEGMENTS = 256  # markers read before the frame header at most
 
 
 def _plain_jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
@@ -161,7 +162,10 @@ def _plain_jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
     if data[:3] != b"\xff\xd8\xff" or data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         return None
     pos, n = 2, len(data)
-    while pos + 4 <= n:
+    size = None
+    for _ in range(_JPEG_MAX_SEGMENTS):  # a file of countless tiny segments goes to Pillow
+        if pos + 4 > n:
+            return None
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]
@@ -172,10 +176,12 @@ def _plain_jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
         if marker == 0xE1 and data[pos + 4:pos + 10] == b"Exif\x00\x00":
             return None
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if marker not in _JPEG_SOF or pos + 10 > n or data[pos + 4] != 8 or data[pos + 9] not in (1, 3):
+            if size or marker not in _JPEG_SOF or pos + 10 > n or data[pos + 4] != 8 or data[pos + 9] not in (1, 3):
                 return None
-            return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
-        if marker == 0xDA or length < 2:  # image data before any frame header
+            size = int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+        if marker == 0xDA:  # start of scan: every header segment (EXIF included) was seen
+            return size
+        if length < 2:
             return None
         pos += 2 + length
     return None

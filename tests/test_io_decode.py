@@ -73,3 +73,15 @@ def test_a_decompression_bomb_is_refused_from_its_frame_header(face):
     data[sof + 5:sof + 9] = (30000).to_bytes(2, "big") + (30000).to_bytes(2, "big")  # height, width
     with pytest.raises(ImageReadError, match="bomb.jpg: image too large: 30000x30000"):
         decode_checked(bytes(data), "bomb.jpg", max_pixels=40_000_000)
+
+
+def test_header_scan_sees_a_late_exif_block_and_gives_up_on_endless_segments(face):
+    data = _jpeg(face[:16, :16], quality=90)
+    sof = data.index(b"\xff\xc0")
+    end = sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big")
+    app1 = b"\xff\xe1" + (2 + 6 + 8).to_bytes(2, "big") + b"Exif\x00\x00" + b"II*\x00\x08\x00\x00\x00"
+    assert _plain_jpeg_size(data) == (16, 16)
+    assert _plain_jpeg_size(data[:end] + app1 + data[end:]) is None  # EXIF after the frame header
+    comment = b"\xff\xfe\x00\x03x"  # a 1-byte COM segment
+    assert _plain_jpeg_size(data[:2] + comment * 300 + data[2:]) is None  # Pillow's job
+    assert np.array_equal(decode_checked(data[:2] + comment * 300 + data[2:]), decode_image(data))

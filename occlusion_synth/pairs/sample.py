@@ -190,9 +190,11 @@ class SampleWorker:
     def run(self, tasks: list) -> list[SampleResult]:
         """A chunk of tasks, in two passes: decode and landmarks of every task, then crop,
         occlusion and files of each. Back to back, the landmark model's calls evict each other's
-        cache lines less (the dlib predictor walks ~50 MB per call): about 1 ms per pair less than
-        task by task (docs/performance.md). Runs with one BLAS thread (:mod:`.blas`); one sample's
-        unexpected error never ends the run."""
+        cache lines less (a dlib predictor call reads ~3 MB scattered over a 66 MB model), and
+        the occlusion code is not evicted between them: about 1 ms less per pair than task by
+        task (docs/performance.md). A chunk holds its decoded images between the passes (each at
+        most ``max_side`` px: 16 x 9 MB at the default 2048). Runs with one BLAS thread
+        (:mod:`.blas`); one sample's unexpected error never ends the run."""
         from .blas import single_thread_blas
 
         with single_thread_blas():
