@@ -247,6 +247,20 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95,
     return buf.tobytes()
 
 
+CACHE_ENV = "OCCSYNTH_CACHE_DIR"
+
+
+def user_cache_dir(name: str) -> Optional[Path]:
+    """The folder of the cache ``name`` (``templates``, ``models``): ``$OCCSYNTH_CACHE_DIR/name``
+    (None when that is set to ``off``, ``0``, ``none`` or empty), else
+    ``$XDG_CACHE_HOME/occlusion_synth/name``, else ``~/.cache/occlusion_synth/name``."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "none") else Path(value) / name
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "occlusion_synth" / name
+
+
 _TEMP_COUNTER = itertools.count()
 
 

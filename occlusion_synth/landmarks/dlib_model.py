@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 
 from ..errors import LandmarkBackendError
+from ..io import CACHE_ENV, atomic_write_bytes, user_cache_dir
 
 FULL_DEPTH = 15  # cascade levels of shape_predictor_68_face_landmarks.dat
-CACHE_ENV = "OCCSYNTH_CACHE_DIR"
 
 
 class _Reader:
@@ -120,16 +120,11 @@ def truncate(data: bytes, depth: int) -> bytes:
 
 
 def _cache_folders() -> list[Path]:
-    value = os.environ.get(CACHE_ENV)
-    folders = []
-    if value is not None and value.strip().lower() not in ("", "0", "off", "none"):
-        folders.append(Path(value) / "models")
-    elif value is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        folders.append(Path(base) / "occlusion_synth" / "models")
+    """The user's model cache (:func:`occlusion_synth.io.user_cache_dir`, unless switched off),
+    then a folder of this user's in the temp folder."""
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    folders.append(Path(tempfile.gettempdir()) / f"occlusion_synth-{uid}" / "models")
-    return folders
+    own = user_cache_dir("models")
+    return ([own] if own is not None else []) + [Path(tempfile.gettempdir()) / f"occlusion_synth-{uid}" / "models"]
 
 
 def cascade_model(source: str | os.PathLike, depth: int) -> Path:
@@ -159,18 +154,11 @@ def cascade_model(source: str | os.PathLike, depth: int) -> Path:
     except ValueError as exc:
         raise LandmarkBackendError(f"dlib model {source}: {exc}") from None
     for folder in folders:
-        path = folder / name
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-            return path
+        try:  # temporary file + rename: processes building it at once never see a partial file
+            atomic_write_bytes(folder / name, data)
+            return folder / name
         except OSError:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            continue
     raise LandmarkBackendError(
         f"cannot write the {depth}-level predictor (tried {', '.join(map(str, folders))}); set "
         f"{CACHE_ENV} to a writable folder or use cascade_depth={FULL_DEPTH}")

@@ -16,7 +16,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-CACHE_ENV = "OCCSYNTH_CACHE_DIR"
+from ..io import CACHE_ENV, user_cache_dir  # noqa: F401 (CACHE_ENV: part of this module's interface)
+
 # bump the version when what is cached (decode or bleed) changes
 CACHE_FORMAT = b"occlusion_synth template rgba v1\0"
 # template files above this size are decoded directly, never hashed
@@ -25,13 +26,7 @@ MAX_CACHED_FILE = 64 << 20
 
 def cache_dir() -> Optional[Path]:
     """The folder of cached templates, or None when the cache is switched off."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        if value.strip().lower() in ("", "0", "off", "none"):
-            return None
-        return Path(value) / "templates"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "occlusion_synth" / "templates"
+    return user_cache_dir("templates")
 
 
 def cache_key(files: Sequence[Path]) -> Optional[str]:
