@@ -37,9 +37,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: Optional[int] =
         raise ImageReadError(f"{name}: empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
-                raise ImageReadError(f"{name}: image too large: {im.size[0]}x{im.size[1]} = "
-                                     f"{im.size[0] * im.size[1]} pixels (limit max_pixels = {max_pixels})")
+            if max_pixels is not None:
+                _check_pixels(*im.size, name, max_pixels)
             im.load()
             im = ImageOps.exif_transpose(im)
             return to_rgb_array(im, name)
@@ -125,6 +124,11 @@ def read_file_bytes(path: PathLike, max_file_size: int = DEFAULT_MAX_FILE_SIZE) 
     return data
 
 
+def _check_pixels(w: int, h: int, name: str, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise ImageReadError(f"{name}: image too large: {w}x{h} = {w * h} pixels (limit max_pixels = {max_pixels})")
+
+
 def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """Read only the image header: ``(width, height)``; refuse images over ``max_pixels``.
 
@@ -146,8 +150,7 @@ def check_header(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
         raise ImageReadError(f"{name}: cannot decode image ({exc})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
-    if w * h > max_pixels:
-        raise ImageReadError(f"{name}: image too large: {w}x{h} = {w * h} pixels (limit max_pixels = {max_pixels})")
+    _check_pixels(w, h, name, max_pixels)
     return w, h
 
 
@@ -195,8 +198,7 @@ def decode_checked(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT
     size = _plain_jpeg_size(data)
     if size is not None:
         w, h = size
-        if w * h > max_pixels:
-            raise ImageReadError(f"{name}: image too large: {w}x{h} = {w * h} pixels (limit max_pixels = {max_pixels})")
+        _check_pixels(w, h, name, max_pixels)
         import cv2
 
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if w * h else None

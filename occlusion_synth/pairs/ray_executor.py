@@ -24,7 +24,8 @@ from collections import deque
 from typing import Iterable, Iterator, Optional
 
 from ..errors import OcclusionSynthError
-from .executor import CHUNKSIZE, chunks
+from .config import CHUNKSIZE
+from .executor import chunks
 from .plan import Task
 from .sample import SampleResult, SampleWorker, WorkerSpec
 

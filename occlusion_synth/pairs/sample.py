@@ -165,13 +165,13 @@ class SampleWorker:
         self.cfg = spec.config
         factory = spec.occluder_factory
         self.occluder = factory(self.cfg) if factory is not None else build_occluder(self.cfg, spec.library)
-        # holdout_templates: one occluder per template set, chosen per task in process()
+        # holdout_templates: one occluder per template set, chosen per task in _make()
         self._by_set = (build_split_occluders(self.cfg, spec.library)
                         if self.cfg.holdout_templates and factory is None else {})
         if self.cfg.detector in ("dlib", "aligned", "auto"):
             from ..landmarks.dlib_backend import prepare_model
 
-            try:  # built once (cached on disk), here in the main process before workers start
+            try:  # the main process builds the cached model file once, so workers only find it
                 prepare_model(self.cfg.detector, self.cfg.landmark_options)
             except ValueError as exc:
                 raise OcclusionSynthError(f"landmark_options: {exc}") from None
@@ -212,11 +212,6 @@ class SampleWorker:
             return SampleResult(task.id, task.source, retry=True, skipped=[{
                 "id": task.id, "source": task.source,
                 "reason": f"internal error: {type(exc).__name__}: {exc} (please report)"}])
-
-    def process(self, task: Task) -> SampleResult:
-        """Turn one task into its files; per-sample problems become skipped rows."""
-        located = self._locate(task)
-        return located if isinstance(located, SampleResult) else self._make(located)
 
     # ------------------------------------------------------------------------------ stages
     def _decode(self, task: Task) -> tuple[np.ndarray, Optional[bytes]]:
