@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,23 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def run(checkout: Path, data: Path, out: Path, limit: int, workers: int) -> tuple[float, float]:
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    cmd = [sys.executable, "-m", "occlusion_synth.cli", "generate", "--src", "rafdb", "--root", str(data),
-           "--out", str(out), "--landmarks", "aligned", "--workers", str(workers), "--limit", str(limit),
-           "--seed", "0", "--no-progress"]
-    t, c = time.perf_counter(), _cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=checkout)
-    if proc.returncode != 0:
-        raise SystemExit(f"{checkout}: generate failed\n{proc.stderr[-2000:]}")
-    return time.perf_counter() - t, _cpu() - c
+sys.path.insert(0, str(REPO / "benchmarks"))
+from generate_speed import cpu_per_pair, marginal, run_generate  # noqa: E402
 
 
 def main() -> None:
@@ -70,14 +54,20 @@ def main() -> None:
         for r in range(args.rounds):
             for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
                 k += 1
-                ts, cs = run(checkouts[name], args.data, Path(scratch) / f"{k}_short", args.short, args.workers)
-                tf, cf = run(checkouts[name], args.data, Path(scratch) / f"{k}_full", args.faces, args.workers)
-                extra = args.faces - args.short
-                rounds[name].append({"steady_pairs_per_s": round(extra / (tf - ts), 1),
-                                     "cpu_ms_per_pair": round(1000 * (cf - cs) / extra, 3)})
+                short = run_generate(args.data, Path(scratch) / f"{k}_short", args.workers, args.short, [],
+                                     checkout=checkouts[name])
+                full = run_generate(args.data, Path(scratch) / f"{k}_full", args.workers, args.faces, [],
+                                    checkout=checkouts[name])
+                rounds[name].append({  # None when the full run was not slower (too few faces)
+                    "steady_pairs_per_s": marginal(short, full), "cpu_ms_per_pair": cpu_per_pair(short, full),
+                    "file_create_ms": [short["file_create_ms"], full["file_create_ms"]]})
                 print(name, rounds[name][-1], flush=True)
-    summary = {name: {"median_steady_pairs_per_s": statistics.median(x["steady_pairs_per_s"] for x in v),
-                      "median_cpu_ms_per_pair": statistics.median(x["cpu_ms_per_pair"] for x in v)}
+    def median(values) -> float | None:
+        values = [x for x in values if x is not None]
+        return statistics.median(values) if values else None
+
+    summary = {name: {"median_steady_pairs_per_s": median(x["steady_pairs_per_s"] for x in v),
+                      "median_cpu_ms_per_pair": median(x["cpu_ms_per_pair"] for x in v)}
                for name, v in rounds.items()}
     doc = {"benchmark": "ab_generate", "date": time.strftime("%Y-%m-%d %H:%M:%S"), "commits": commits,
            "scratch": str(args.scratch or tempfile.gettempdir()), "faces": args.faces, "short": args.short,

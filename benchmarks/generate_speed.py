@@ -60,9 +60,9 @@ HARMONISE_GOAL_MS = 1.0  # CPU ms harmonisation may add per 100 px pair (issue 1
 PER_CLASS = 300
 
 
-def _env() -> dict:
+def _env(checkout: Path = REPO) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(checkout) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -108,13 +108,15 @@ def settle(folder: Path, timeout: float, limit_ms: float = 0.08, calm: int = 4) 
         time.sleep(15)
 
 
-def run_generate(data: Path, out: Path, workers: int, limit: int, extra: list[str]) -> dict:
+def run_generate(data: Path, out: Path, workers: int, limit: int, extra: list[str], checkout: Path = REPO) -> dict:
+    """One timed ``occsynth generate`` of ``checkout`` (run from that folder: ``python -m`` puts
+    the working folder first on ``sys.path``)."""
     probe = create_probe(out.with_name(out.name + "_probe"))
-    cmd = [sys.executable, "-m", "occlusion_synth.cli", "generate", "--src", "rafdb", "--root", str(data),
-           "--out", str(out), "--landmarks", "aligned", "--workers", str(workers), "--limit", str(limit),
+    cmd = [sys.executable, "-m", "occlusion_synth.cli", "generate", "--src", "rafdb", "--root", str(Path(data).resolve()),
+           "--out", str(Path(out).resolve()), "--landmarks", "aligned", "--workers", str(workers), "--limit", str(limit),
            "--seed", "0", "--no-progress", *extra]
     t0, c0 = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(checkout), cwd=checkout)
     seconds, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if proc.returncode != 0:
         raise SystemExit(f"generate failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
