@@ -139,3 +139,34 @@ def test_a_damaged_cached_copy_is_a_one_line_error_that_says_what_to_delete(tmp_
         assert "\n" not in str(err.value)
     finally:
         dlib_backend._predictor.cache_clear()
+
+
+@pytest.mark.parametrize("points", [
+    [(5, 6)] * 68,                                  # one byte per coordinate: the vectorised path
+    [(0, 0), (-3, 300), (70000, -1), (255, 256)],   # signs and longer integers: the general path
+    [(2 ** 40, -(2 ** 40))],
+    [],
+])
+def test_points_read_through_the_pickled_state_equal_the_binding_s(points):
+    dlib = pytest.importorskip("dlib")
+    from occlusion_synth.landmarks.dlib_backend import _unpack_points
+
+    parts = dlib.points([dlib.point(x, y) for x, y in points])
+    got = _unpack_points(parts)
+    want = np.array([(p.x, p.y) for p in parts], np.float32).reshape(-1, 2)
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_points_of_an_unexpected_state_fall_back_to_the_binding():
+    from occlusion_synth.landmarks.dlib_backend import _unpack_points
+
+    class Odd:
+        def __init__(self, state):
+            self.state = state
+
+        def __getstate__(self):
+            return self.state
+
+    for state in ((b"\x01\x01\x01\x05",), (b"\x01\x01\x05\x05\x01\x05",), ("text",), (b"",), None):
+        assert _unpack_points(Odd(state)) is None

@@ -137,7 +137,48 @@ def predict_68(image: np.ndarray, box: np.ndarray, depth: int = FULL_DEPTH) -> n
     dlib = _import_dlib()
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
     shape = _predictor(depth)(image, dlib.rectangle(x0, y0, x1, y1))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    parts = shape.parts()
+    points = _unpack_points(parts)
+    if points is None:  # not the layout expected: read the points one by one
+        points = np.array([(p.x, p.y) for p in parts], dtype=np.float32)
+    return points
+
+
+def _unpack_points(parts) -> Optional[np.ndarray]:
+    """``(N, 2) float32`` from a ``dlib.points`` through its pickled state (dlib's serialization:
+    the count, then x, y of each point, each integer a control byte of its length and sign then
+    its little-endian bytes; see :mod:`.dlib_model`), or None when the state is not that. One
+    call costs ~5 us; reading ``p.x, p.y`` of 68 points through the binding costs ~90 us, a
+    quarter of a predictor call on a 100 px face."""
+    try:
+        state = parts.__getstate__()
+        data = state[0] if isinstance(state, tuple) else state
+        if not isinstance(data, bytes) or len(data) < 2 or data[0] != 1:
+            return None
+        n = data[1]
+        raw = np.frombuffer(data, np.uint8, offset=2)
+    except Exception:
+        return None
+    if len(raw) == 4 * n:  # every coordinate fits one byte (frames under 256 px): vectorised
+        ctrl, value = raw[0::2], raw[1::2].astype(np.float32)
+        if not np.isin(ctrl, (0x01, 0x81)).all():
+            return None
+        value[ctrl == 0x81] *= -1
+        return value.reshape(n, 2)
+    values, pos = [], 2
+    for _ in range(2 * n):
+        if pos >= len(data):
+            return None
+        control = data[pos]
+        size = control & 0x0F
+        if not 1 <= size <= 8 or control & 0x70:
+            return None
+        v = int.from_bytes(data[pos + 1:pos + 1 + size], "little")
+        values.append(-v if control & 0x80 else v)
+        pos += 1 + size
+    if pos != len(data):
+        return None
+    return np.array(values, np.float32).reshape(n, 2)
 
 
 def _band(value) -> Optional[tuple[float, float]]:
