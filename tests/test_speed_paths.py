@@ -83,3 +83,19 @@ def test_cached_shrinks_and_grids_give_the_same_render():
     plc = P.Placement(template=template.name, category="mask", region="nose", warp="tps",
                       src=src.tolist(), dst=dst.tolist())
     assert P.render(template, plc, (100, 100)) is not None
+
+
+def test_a_cached_spline_system_fits_as_a_fresh_solve_and_singular_sets_still_fit():
+    from occlusion_synth.functional.warp import _tps_eval, _tps_fit, _tps_inverse
+
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 200, (20, 2))
+    probe = rng.uniform(-20, 220, (50, 2))
+    for k in range(3):  # new targets for the same anchors: one cached inverse, same spline
+        dst = src * 0.4 + rng.normal(0, 2, src.shape) + 10
+        fresh, cached = _tps_fit(src, dst, 1e-3), _tps_fit(src, dst, 1e-3, reuse=True)
+        np.testing.assert_allclose(_tps_eval(cached, probe), _tps_eval(fresh, probe), atol=1e-6)
+    assert _tps_inverse.cache_info().hits >= 2
+    twice = np.vstack([src[:3], src[:3]])  # repeated points, no smoothing: singular, not cached
+    fit = _tps_fit(twice, twice + 1.0, 0.0, reuse=True)
+    np.testing.assert_allclose(_tps_eval(fit, src[:3]), src[:3] + 1.0, atol=1e-6)

@@ -38,12 +38,11 @@ def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     dst = np.asarray(dst, np.float64)
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s0, d0 = src - mu_s, dst - mu_d
-    # complex-number form of the 2-D similarity: d = z * s, z = a + ib
-    zs = s0[:, 0] + 1j * s0[:, 1]
-    zd = d0[:, 0] + 1j * d0[:, 1]
-    denom = float(np.sum(np.abs(zs) ** 2)) or 1.0
-    z = np.sum(np.conj(zs) * zd) / denom
-    a, b = float(z.real), float(z.imag)
+    # the 2-D similarity as a complex product d = z * s, z = a + ib = sum(conj(s) d) / sum(|s|^2),
+    # written out in real arithmetic
+    sx, sy, dx, dy = s0[:, 0], s0[:, 1], d0[:, 0], d0[:, 1]
+    denom = float(sx @ sx + sy @ sy) or 1.0
+    a, b = float(sx @ dx + sy @ dy) / denom, float(sx @ dy - sy @ dx) / denom
     t = mu_d - np.array([a * mu_s[0] - b * mu_s[1], b * mu_s[0] + a * mu_s[1]])
     return np.array([[a, -b, t[0]], [b, a, t[1]]], dtype=np.float64)
 

@@ -146,11 +146,15 @@ def prepare_rgba(rgba: Union[np.ndarray, PreparedRGBA]) -> PreparedRGBA:
 
 
 def _unpremultiply(warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb, alpha)`` float32 from a premultiplied warp: colour divided by alpha (0 where alpha
+    <= 0), clipped to 0..255. OpenCV does the division as one reciprocal and one per-pixel
+    multiply (~3x faster than numpy's masked divide on a 100 px face's patch)."""
     alpha = np.clip(warped[..., 3], 0.0, 1.0)
-    rgb = np.zeros(warped.shape[:2] + (3,), warped.dtype)  # 0 where alpha <= 0
-    np.divide(warped[..., :3], np.maximum(alpha, 1e-6)[..., None], out=rgb, where=(alpha > 0)[..., None])
-    np.clip(rgb, 0.0, 255.0, out=rgb)  # in place: the warp output is float32 already
-    return rgb.astype(np.float32, copy=False), alpha.astype(np.float32, copy=False)
+    inv = cv2.divide(1.0, np.maximum(alpha, np.float32(1e-6)))
+    inv[alpha <= 0] = 0.0
+    rgb = cv2.multiply(cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB), cv2.merge((inv, inv, inv)))
+    np.clip(rgb, 0.0, 255.0, out=rgb)
+    return rgb, alpha
 
 
 @lru_cache(maxsize=512)
@@ -205,8 +209,9 @@ def render_affine(rgba: Union[np.ndarray, PreparedRGBA], matrix: np.ndarray, sha
     return rgb, alpha, box
 
 
-def _tps_fit(src: np.ndarray, dst: np.ndarray, regularization: float):
-    """Fit a 2-D thin-plate spline mapping ``src`` -> ``dst`` (points normalised for conditioning)."""
+def _tps_system(src: np.ndarray, regularization: float):
+    """``(mu, sc, p, a)``: the normalised control points of a thin-plate spline from ``src`` and
+    its ``(n + 3, n + 3)`` system matrix."""
     mu = src.mean(0)
     sc = float(np.sqrt(((src - mu) ** 2).sum(1).mean())) or 1.0
     p = (src - mu) / sc
@@ -219,6 +224,33 @@ def _tps_fit(src: np.ndarray, dst: np.ndarray, regularization: float):
     a[:n, n + 1:] = p
     a[n, :n] = 1.0
     a[n + 1:, :n] = p.T
+    return mu, sc, p, a
+
+
+@lru_cache(maxsize=256)
+def _tps_inverse(src_bytes: bytes, regularization: float):
+    """``(mu, sc, p, inverse of the system matrix)`` for control points given as float64 bytes
+    (a template's anchors: the same few sets on every face), or None when the system is singular."""
+    mu, sc, p, a = _tps_system(np.frombuffer(src_bytes, np.float64).reshape(-1, 2), regularization)
+    try:
+        inv = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        return None
+    for arr in (mu, p, inv):
+        arr.flags.writeable = False
+    return mu, sc, p, inv
+
+
+def _tps_fit(src: np.ndarray, dst: np.ndarray, regularization: float, reuse: bool = False):
+    """Fit a 2-D thin-plate spline mapping ``src`` -> ``dst`` (points normalised for conditioning).
+    ``reuse``: ``src`` recurs (a template's anchors): its system is inverted once and cached."""
+    if reuse:
+        cached = _tps_inverse(np.ascontiguousarray(src, np.float64).tobytes(), float(regularization))
+        if cached is not None:
+            mu, sc, p, inv = cached
+            return mu, sc, p, inv[:, :len(p)] @ dst
+    mu, sc, p, a = _tps_system(src, regularization)
+    n = len(p)
     rhs = np.zeros((n + 3, 2))
     rhs[:n] = dst
     try:  # a direct solve is ~4x faster than lstsq on these ~30x30 systems
@@ -266,7 +298,7 @@ def render_tps(rgba: Union[np.ndarray, PreparedRGBA], src_points: np.ndarray, ds
         raise ValueError(f"need >= 3 matching point pairs, got {len(src)} and {len(dst)}")
     prepared = prepare_rgba(rgba)
     h, w = prepared.height, prepared.width
-    forward = _tps_fit(src, dst, regularization)
+    forward = _tps_fit(src, dst, regularization, reuse=True)  # src: the template's anchors
     outline = _tps_eval(forward, _template_outline(h, w, 24))
     span = float(np.ptp(outline, axis=0).max())
     box = warped_bbox(outline, shape, pad=2 + int(0.05 * span))
