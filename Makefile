@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock requirements-nodeps.lock setup.cfg pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock setup.cfg pyproject.toml setup.py occlusion_synth/landmarks/_shape68.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.lock
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.lock

@@ -1,6 +1,10 @@
-"""dlib's 68-point predictor cut to its first cascade levels: landmark error and time per call.
+"""dlib's 68-point predictor cut to its first cascade levels, on both engines: landmark error and
+time per call.
 
-For each cascade depth (levels kept of the model's 15, :mod:`occlusion_synth.landmarks.dlib_model`):
+For each cascade depth (levels kept of the model's 15, :mod:`occlusion_synth.landmarks.dlib_model`),
+with dlib's own predictor (``engine=dlib``; rows keyed by the depth) and, for ``--compact-depths``,
+with the compact engine (the C extension ``_shape68``; rows ``compact <depth>``; distances "to
+full" are always to dlib's own 15-level points):
 
 * **demo faces**: the ``aligned`` backend (defaults otherwise) on aligned 100 px faces of a demo
   set (``occsynth demo-data``), whose true landmarks are known (``demo_landmarks.json``: the
@@ -79,6 +83,7 @@ def main() -> None:
                         help="demo set folder (built there with --per-class 300 if missing)")
     parser.add_argument("--faces", type=int, default=1500, help="demo faces used")
     parser.add_argument("--depths", default="15,12,11,10,9,8")
+    parser.add_argument("--compact-depths", default="15,10", help="depths run on the compact engine too")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "predictor_cascades.json")
     args = parser.parse_args()
     if not (args.data / "demo_landmarks.json").is_file():
@@ -114,7 +119,7 @@ def main() -> None:
             # the backend's own code, with this depth's predictor (built from a temp file here)
             db._predictor, db.predict_68 = (lambda _depth=None: pred), counted
             try:
-                backend = db.AlignedBackend()
+                backend = db.AlignedBackend(engine="dlib")
                 calls["n"] = 0
                 demo = [backend.detect(im)[0].landmarks for im in images]
                 second = calls["n"] / len(images) - 1
@@ -133,19 +138,44 @@ def main() -> None:
                 results[d]["demo_distance_to_full"] = round(mean_error(demo, full_demo), 4)
                 results[d]["photos_distance_to_full"] = round(mean_error(ph, full_photos), 4)
             print(d, results[d], flush=True)
+        compact = [int(d) for d in args.compact_depths.split(",") if d] if db._shape68() is not None else []
+        for d in compact:
+            backend = db.AlignedBackend(cascade_depth=d, engine="compact")
+            calls["n"] = 0
+            db.predict_68 = counted
+            try:
+                demo = [backend.detect(im)[0].landmarks for im in images]
+            finally:
+                db.predict_68 = real_predict
+            ph = [db.predict_68(x, (r.left(), r.top(), r.right(), r.bottom()), d, "compact").astype(np.float64)
+                  for x, r in photos]
+            key = f"compact {d}"
+            results[key] = {"demo_error_vs_truth": round(mean_error(demo, truth), 4),
+                            "demo_second_pass_share": round(calls["n"] / len(images) - 1, 3)}
+            if full_demo is not None:
+                results[key]["demo_distance_to_full"] = round(mean_error(demo, full_demo), 4)
+                results[key]["photos_distance_to_full"] = round(mean_error(ph, full_photos), 4)
+            print(key, results[key], flush=True)
         box = dlib.rectangle(8, 8, 91, 91)
-        times = {d: [] for d in depths}
+        callers = {d: (lambda im, p=predictors[d]: p(im, box)) for d in depths}
+        callers.update({f"compact {d}": (lambda im, d=d: db.predict_68(im, (8, 8, 91, 91), d, "compact"))
+                        for d in compact})
+        times = {k: [] for k in callers}
         for _ in range(5):
-            for d in depths:
+            for k, call in callers.items():
                 t = time.process_time()
                 for im in images[:400]:
-                    predictors[d](im, box)
-                times[d].append(1000 * (time.process_time() - t) / 400)
-        for d in depths:
-            results[d]["ms_per_call_median"] = round(float(np.median(times[d])), 3)
-            results[d]["ms_per_call_min"] = round(min(times[d]), 3)
-            results[d]["model_mb"] = round((Path(tmp) / f"depth{d}.dat").stat().st_size / 1e6, 1)
-            print(d, "ms/call", results[d]["ms_per_call_median"], results[d]["ms_per_call_min"], flush=True)
+                    call(im)
+                times[k].append(1000 * (time.process_time() - t) / 400)
+        for k in callers:
+            results[k]["ms_per_call_median"] = round(float(np.median(times[k])), 3)
+            results[k]["ms_per_call_min"] = round(min(times[k]), 3)
+            if k in predictors:
+                results[k]["model_mb"] = round((Path(tmp) / f"depth{k}.dat").stat().st_size / 1e6, 1)
+            else:
+                m = db._compact(int(k.split()[1]))
+                results[k]["model_mb"] = round(sum(v.nbytes for v in m.values()) / 1e6, 1)
+            print(k, "ms/call", results[k]["ms_per_call_median"], results[k]["ms_per_call_min"], flush=True)
     doc = {"benchmark": "predictor_cascades", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
            "demo_faces": len(images), "photo_faces": len(photos), "data": str(args.data),

@@ -49,8 +49,11 @@ CATEGORY_REGIONS: dict[str, tuple[str, ...]] = {
 # larger than the face passes when it covers at least that fraction of the face instead (a paper
 # block scaled to an uncropped photo). Masks are
 # fitted to the jaw, but their ear loops and the part under the chin lie outside the hull: the
-# shipped masks measure 0.82-0.89 on the demo photos' faces, hence 0.8 and not 0.9.
-MIN_INSIDE: dict[str, float] = {"block": 0.7, "food": 0.7, "drink": 0.7, "mask": 0.8, "hand": 0.0}
+# shipped masks measure 0.82-0.89 on the demo set's faces but 0.785-0.96 on HOG detections of the
+# test photos at 200-800 px (360 fits, 5th percentile 0.80: narrow faces), so 0.8 rejected 1-4 %
+# of well-fitted masks (and every draw of one face, as a mask's fit barely moves between draws);
+# 0.7 keeps the rule for masks fitted to broken landmarks.
+MIN_INSIDE: dict[str, float] = {"block": 0.7, "food": 0.7, "drink": 0.7, "mask": 0.7, "hand": 0.0}
 DEFAULT_ROTATION_JITTER = 15.0
 DEFAULT_POSITION_JITTER = 0.12
 # feather sigma = this x occluder size (sqrt of its bounding area), at least 0.5 px

@@ -37,8 +37,8 @@ BACKENDS = ("auto", "dlib", "aligned", "mediapipe", "provided")
 
 # options each backend accepts (``auto`` accepts the union and routes them)
 _OPTIONS: dict[str, frozenset[str]] = {
-    "dlib": frozenset({"upsample", "cnn", "max_side", "cascade_depth"}),
-    "aligned": frozenset({"inset", "min_side", "refine", "one_pass_band", "cascade_depth"}),
+    "dlib": frozenset({"upsample", "cnn", "max_side", "cascade_depth", "engine"}),
+    "aligned": frozenset({"inset", "min_side", "refine", "one_pass_band", "cascade_depth", "engine"}),
     "mediapipe": frozenset({"max_faces", "min_confidence", "min_face"}),
     "provided": frozenset({"provided", "source"}),
 }

