@@ -93,7 +93,7 @@ def estimate_yaw(landmarks: np.ndarray) -> float:
     half-faces' projections: ``sin(yaw) ~ (left - right) / (left + right)``.
     """
     lm = np.asarray(landmarks, np.float64)
-    d = lm[42:48].mean(0) - lm[36:42].mean(0)
+    d = lm[42:48].sum(0) / 6 - lm[36:42].sum(0) / 6  # eye centres (as mean(0), without its overhead)
     u = d / (float(np.hypot(*d)) or 1.0)
     left, right = float((lm[30] - lm[0]) @ u), float((lm[16] - lm[30]) @ u)
     total = abs(left) + abs(right)
@@ -115,7 +115,7 @@ def face_geometry(landmarks: np.ndarray, polygon: Optional[np.ndarray] = None) -
             when the caller has it already.
     """
     lm = np.asarray(landmarks, np.float64)
-    r, l = lm[36:42].mean(0), lm[42:48].mean(0)
+    r, l = lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6
     d = l - r
     poly = F.face_region_polygon(lm) if polygon is None else np.asarray(polygon, np.float64)
     iod = float(np.hypot(*d))
@@ -177,7 +177,7 @@ def fit_mask(template, landmarks: np.ndarray, rng: np.random.Generator, geo: Opt
     geo = face_geometry(lm) if geo is None else geo
     dst = lm[idx].copy()
     lift = rng.uniform(-0.08, 0.08) * geo["iod"]
-    nose = np.isin(idx, np.arange(27, 36))
+    nose = (idx >= 27) & (idx < 36)  # nose points 27-35 (np.isin costs ~60 us here)
     dst[nose] += geo["up"] * lift
     span = np.ptp(dst, axis=0)
     return Placement(template=template.name, category=template.category, region="nose", warp="tps",

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,7 +66,7 @@ def test_atomic_write_skips_stale_temp_names_and_leaves_nothing_on_error(tmp_pat
     from occlusion_synth import io as oio
 
     monkeypatch.setattr(oio, "_TEMP_COUNTER", itertools.count())
-    stale = oio._temp_name(tmp_path / "a.png")  # what the first attempt will be called
+    stale = Path(oio._temp_name(tmp_path / "a.png"))  # what the first attempt will be called
     stale.write_bytes(b"someone else's")
     oio.atomic_write_bytes(tmp_path / "sub" / "a.png", b"x")  # other folder: made on the first miss
     monkeypatch.setattr(oio, "_TEMP_COUNTER", itertools.count())

@@ -105,7 +105,8 @@ def _command() -> str:
               help="Output folder of an earlier generate run whose landmarks.jsonl --landmarks cached reuses.")
 @click.option("--landmark-option", "landmark_option", multiple=True, callback=_key_values,
               help="Landmark backend option KEY=VALUE (repeatable), e.g. refine=0 for a faster aligned, "
-                   "cascade_depth=15 for dlib's whole predictor (aligned runs its first 10 of 15 levels).")
+                   "cascade_depth=15 for dlib's whole predictor (aligned runs its first 10 of 15 levels), "
+                   "engine=dlib for dlib's own predictor code (integer points) instead of the compact engine.")
 @click.option("--region", default="auto", show_default=True, type=click.Choice(REGIONS),
               help="Where occluders go: auto = each category's own rule (masks on the lower face, "
                    "food and drinks at the mouth, hands anywhere plausible), or one face region for all.")

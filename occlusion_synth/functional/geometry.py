@@ -36,7 +36,7 @@ def similarity_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
+    mu_s, mu_d = src.sum(0) / len(src), dst.sum(0) / len(dst)
     s0, d0 = src - mu_s, dst - mu_d
     # the 2-D similarity as a complex product d = z * s, z = a + ib = sum(conj(s) d) / sum(|s|^2),
     # written out in real arithmetic

@@ -68,7 +68,7 @@ def inside_fraction(footprint: np.ndarray, face_mask: np.ndarray, box=None) -> f
 def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
     """Unit vector pointing from chin to forehead in image coordinates (follows roll)."""
     lm = np.asarray(landmarks, np.float64)
-    d = lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)
+    d = lm[_LEFT_EYE].sum(0) / 6 - lm[_RIGHT_EYE].sum(0) / 6  # eye centres (as mean(0), without its overhead)
     n = float(np.linalg.norm(d)) or 1.0
     # rotate the eye-line direction by -90 degrees (y down): (dx, dy) -> (dy, -dx)
     return np.array([d[1], -d[0]]) / n
@@ -77,7 +77,7 @@ def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
 def face_region_polygon(landmarks: np.ndarray, forehead: float = FOREHEAD) -> np.ndarray:
     """Convex polygon of the face region (see module docstring), ``(K, 2) float64``."""
     lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[_LEFT_EYE].mean(0) - lm[_RIGHT_EYE].mean(0)))
+    iod = float(np.linalg.norm(lm[_LEFT_EYE].sum(0) / 6 - lm[_RIGHT_EYE].sum(0) / 6))
     brows = lm[_BROWS] + face_up_vector(lm) * forehead * iod
     pts = np.concatenate([lm[_JAW], brows]).astype(np.float32)
     return cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)

@@ -54,9 +54,9 @@ def pair_paths(split: str, class_name: str, sample_id: str, pid: str, fmt: str,
 
 def write_files(out: PathLike, files: Iterable[tuple[str, bytes]]) -> None:
     """Atomically write ``(relative path, bytes)`` items in the given order (clean, masks, occluded)."""
-    root = Path(out)
+    root = os.fspath(out)
     for rel, data in files:
-        atomic_write_bytes(root / rel, data)
+        atomic_write_bytes(os.path.join(root, rel), data)
 
 
 def os_error_message(path: PathLike, exc: OSError, argument: str = "out") -> str:
