@@ -247,6 +247,9 @@ def main() -> None:
         settled = settle(scratch / "settle", args.settle)
         print(f"file system: {settled}", flush=True)
         load0 = os.getloadavg()
+        # an untimed warm-up (imports, the data files' page cache, worker start-up): the first run
+        # after the settle once took 2.1 s for 224 pairs and 1.0 s for the next 1120 (18:38 UTC)
+        run_floor(files[:args.short], scratch / "floor_warm_up", args.workers)
         f_short = run_floor(files[:args.short], scratch / "floor_short", args.workers)
         f_full = run_floor(files, scratch / "floor_full", args.workers)
         floor = add_rates({"name": "I/O floor", "workers": args.workers, "short": f_short, "full": f_full},

@@ -50,7 +50,9 @@ LANDMARK_CACHE = "demo_landmarks_v1.json"
 def photo_landmarks(paths: dict[str, Path], names: Sequence[str], cache_dir: Path) -> dict[str, np.ndarray]:
     """68 dlib landmarks of each photo, computed once and cached in ``cache_dir``.
 
-    The cache is keyed by the photo's SHA-1, so a changed file is detected again.
+    The cache is keyed by the photo's SHA-1, so a changed file is detected again. The points come
+    from dlib's own predictor (``engine="dlib"``), so the demo set is the same on every machine,
+    with or without the compiled predictor engine.
 
     Raises:
         NoFaceError: dlib finds no face in a photo.
@@ -67,7 +69,8 @@ def photo_landmarks(paths: dict[str, Path], names: Sequence[str], cache_dir: Pat
         if not entry or entry.get("sha1") != digest:
             from ..landmarks import detect
 
-            face = detect(read_image(paths[name]), backend="dlib", name=str(paths[name]), max_side=1000)[0]
+            face = detect(read_image(paths[name]), backend="dlib", name=str(paths[name]), max_side=1000,
+                          engine="dlib")[0]
             entry = {"sha1": digest, "landmarks": np.round(face.landmarks.astype(float), 3).tolist()}
             cache[name], changed = entry, True
         out[name] = np.asarray(entry["landmarks"], np.float64)
