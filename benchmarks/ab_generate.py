@@ -50,6 +50,8 @@ def main() -> None:
     rounds = {k: [] for k in checkouts}
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="occsynth_ab_", dir=args.scratch) as scratch:
+        for name, checkout in checkouts.items():  # untimed warm-ups: a checkout's first run is slow
+            run_generate(args.data, Path(scratch) / f"warm_up_{name}", args.workers, args.short, [], checkout=checkout)
         k = 0
         for r in range(args.rounds):
             for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):

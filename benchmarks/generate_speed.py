@@ -247,9 +247,11 @@ def main() -> None:
         settled = settle(scratch / "settle", args.settle)
         print(f"file system: {settled}", flush=True)
         load0 = os.getloadavg()
-        # an untimed warm-up (imports, the data files' page cache, worker start-up): the first run
-        # after the settle once took 2.1 s for 224 pairs and 1.0 s for the next 1120 (18:38 UTC)
+        # untimed warm-ups (imports, the data files' and templates' page cache, worker start-up):
+        # the first run of each kind once took 2.1 s (floor) and 3.4 s (generate) for 224 pairs
+        # where the next took 1.0 s and 4.2 s for 1120, which breaks the marginal rate (18:38, 19:01 UTC)
         run_floor(files[:args.short], scratch / "floor_warm_up", args.workers)
+        run_generate(data, scratch / "gen_warm_up", args.workers, args.short, [])
         f_short = run_floor(files[:args.short], scratch / "floor_short", args.workers)
         f_full = run_floor(files, scratch / "floor_full", args.workers)
         floor = add_rates({"name": "I/O floor", "workers": args.workers, "short": f_short, "full": f_full},
