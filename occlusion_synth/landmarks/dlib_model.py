@@ -27,6 +27,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -131,6 +132,43 @@ def _cache_folders() -> list[Path]:
     return ([own] if own is not None else []) + [Path(tempfile.gettempdir()) / f"occlusion_synth-{uid}" / "models"]
 
 
+def _cache_name(source: Path, tag: str, suffix: str) -> str:
+    """The cache file name of what is built from ``source``: named after its size and modification
+    time, so a reinstalled model never meets a stale copy."""
+    try:
+        st = source.stat()
+    except OSError as exc:
+        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
+    return f"{source.stem}.{tag}.{st.st_size}.{st.st_mtime_ns}.{suffix}"
+
+
+def _cached(name: str) -> Optional[Path]:
+    """The first cache folder's file ``name``, or None."""
+    return next((folder / name for folder in _cache_folders() if (folder / name).is_file()), None)
+
+
+def _convert(source: Path, convert: Callable[[bytes], Any]) -> Any:
+    """``convert(bytes of source)``, its errors as one-line :class:`LandmarkBackendError`."""
+    try:
+        return convert(source.read_bytes())
+    except OSError as exc:
+        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise LandmarkBackendError(f"dlib model {source}: {exc}") from None
+
+
+def _store(name: str, data: bytes) -> Optional[Path]:
+    """Write ``data`` as ``name`` in the first writable cache folder (temporary file + rename:
+    processes building it at once never see a partial file); None when none is writable."""
+    for folder in _cache_folders():
+        try:
+            atomic_write_bytes(folder / name, data)
+            return folder / name
+        except OSError:
+            continue
+    return None
+
+
 def cascade_model(source: str | os.PathLike, depth: int) -> Path:
     """Path of a predictor file holding the first ``depth`` levels of ``source`` (``source``
     itself for its full depth); built on first use, then read from the cache.
@@ -142,30 +180,13 @@ def cascade_model(source: str | os.PathLike, depth: int) -> Path:
     source = Path(source)
     if depth == FULL_DEPTH:
         return source
-    try:
-        st = source.stat()
-    except OSError as exc:
-        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
-    name = f"{source.stem}.depth{depth}.{st.st_size}.{st.st_mtime_ns}.dat"
-    folders = _cache_folders()
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
-    try:
-        data = truncate(source.read_bytes(), depth)
-    except OSError as exc:
-        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise LandmarkBackendError(f"dlib model {source}: {exc}") from None
-    for folder in folders:
-        try:  # temporary file + rename: processes building it at once never see a partial file
-            atomic_write_bytes(folder / name, data)
-            return folder / name
-        except OSError:
-            continue
-    raise LandmarkBackendError(
-        f"cannot write the {depth}-level predictor (tried {', '.join(map(str, folders))}); set "
-        f"{CACHE_ENV} to a writable folder or use cascade_depth={FULL_DEPTH}")
+    name = _cache_name(source, f"depth{depth}", "dat")
+    path = _cached(name) or _store(name, _convert(source, lambda data: truncate(data, depth)))
+    if path is None:
+        raise LandmarkBackendError(
+            f"cannot write the {depth}-level predictor (tried {', '.join(map(str, _cache_folders()))}); set "
+            f"{CACHE_ENV} to a writable folder or use cascade_depth={FULL_DEPTH}")
+    return path
 
 
 _SIZE_MASKS = np.array([0] + [(1 << (8 * k)) - 1 for k in range(1, 8)] + [0xFFFFFFFFFFFFFFFF], np.uint64)
@@ -278,37 +299,20 @@ def compact_model(source: str | os.PathLike, depth: int) -> dict:
             file is damaged (it names the file to delete).
     """
     source = Path(source)
-    try:
-        st = source.stat()
-    except OSError as exc:
-        raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
-    name = f"{source.stem}.compact{COMPACT_VERSION}.depth{depth}.{st.st_size}.{st.st_mtime_ns}.npz"
-    folders = _cache_folders()
-    for folder in folders:
-        path = folder / name
-        if path.is_file():
-            try:
-                with np.load(path) as z:
-                    arrays = {k: z[k] for k in z.files}
-            except Exception as exc:
-                raise LandmarkBackendError(f"cached model {path} could not be read ({type(exc).__name__}); "
-                                           "delete it (it is rebuilt on the next run)") from None
-            break
-    else:
+    name = _cache_name(source, f"compact{COMPACT_VERSION}.depth{depth}", "npz")
+    path = _cached(name)
+    if path is not None:
         try:
-            arrays = compact_arrays(source.read_bytes(), depth)
-        except OSError as exc:
-            raise LandmarkBackendError(f"dlib model {source}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise LandmarkBackendError(f"dlib model {source}: {exc}") from None
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:
+            raise LandmarkBackendError(f"cached model {path} could not be read ({type(exc).__name__}); "
+                                       "delete it (it is rebuilt on the next run)") from None
+    else:
+        arrays = _convert(source, lambda data: compact_arrays(data, depth))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        for folder in folders:
-            try:  # temporary file + rename, as cascade_model
-                atomic_write_bytes(folder / name, buf.getvalue())
-                break
-            except OSError:
-                continue
+        _store(name, buf.getvalue())  # not writable anywhere: built again by the next process
     for a in arrays.values():
         a.flags.writeable = False
     return arrays
