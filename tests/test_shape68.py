@@ -156,3 +156,10 @@ def test_lanes_decode_dlib_integers_and_stop_at_the_end():
         _read_lanes(data, np.array([second]), len(values) + 1)
     with pytest.raises(ValueError, match="bad integer"):
         _read_lanes(np.frombuffer(b"\x01\x05\x30\x00", np.uint8), np.array([0]), 2)
+
+
+def test_a_build_of_another_source_version_is_not_used(monkeypatch):
+    assert dlib_backend._shape68() is shape68
+    monkeypatch.setattr(shape68, "ABI", shape68.ABI + 1)  # as if left over from an older source
+    assert dlib_backend._shape68() is None
+    assert dlib_backend.AlignedBackend().engine == "dlib"

@@ -198,4 +198,13 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_shape68",
                                     "dlib's 68-point shape predictor on a compact model.", -1, methods};
 
-PyMODINIT_FUNC PyInit__shape68(void) { return PyModule_Create(&module); }
+/* ABI: the argument layout of predict(); Python uses the module only when it matches (a build
+ * left over from an older source falls back to dlib instead of failing on every call) */
+PyMODINIT_FUNC PyInit__shape68(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -117,13 +117,17 @@ def prepare_model(backend: str, options: dict) -> None:
             cascade_model(model_path(PREDICTOR_68), depth)
 
 
+SHAPE68_ABI = 1  # the argument layout of _shape68.predict this code calls
+
+
 def _shape68():
-    """The compiled ``_shape68`` extension, or None when it was not built."""
+    """The compiled ``_shape68`` extension, or None when it was not built (or was built from
+    another version of its source: reinstall to rebuild it)."""
     try:
         from . import _shape68
     except ImportError:
         return None
-    return _shape68
+    return _shape68 if getattr(_shape68, "ABI", None) == SHAPE68_ABI else None
 
 
 def _engine(value) -> str:
