@@ -286,25 +286,15 @@ def atomic_write_bytes(path: PathLike, data: bytes, fsync: bool = False) -> None
     ``fsync=True`` also flushes the data to disk before the rename (checkpoints: survives a power
     loss, at a cost that generation's many small files do not pay).
     """
-    p = os.fspath(path)
-    fd, tmp = _create_temp(p)
-    try:  # the raw descriptor: no Python file object for what is one write
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, p)
-    except BaseException:
-        if fd >= 0:
+    with _replacing(path) as fd:
+        try:  # the raw descriptor: no Python file object for what is one write
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+        finally:
             os.close(fd)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def atomic_write_lines(path: PathLike, *chunks: Iterable[str]) -> None:
@@ -334,15 +324,15 @@ def _create_temp(path: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` (``os.replace``),
-    on an exception it is removed. The file gets the mode ``open()`` would give it (0666 minus
-    the umask). Missing parent folders are created."""
+def _replacing(path: PathLike) -> Iterator[int]:
+    """The descriptor of a new temporary file beside ``path``, which the block must close; on a
+    clean exit the file replaces ``path`` (``os.replace``), on an exception it is removed. The
+    file gets the mode ``open()`` would give it (0666 minus the umask). Missing parent folders
+    are created."""
     p = os.fspath(path)
     fd, tmp = _create_temp(p)
     try:
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
+        yield fd
         os.replace(tmp, p)
     except BaseException:
         try:
@@ -350,6 +340,14 @@ def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
         except FileNotFoundError:
             pass
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` (``os.replace``),
+    on an exception it is removed (:func:`_replacing`)."""
+    with _replacing(path) as fd, os.fdopen(fd, mode, **kwargs) as fh:
+        yield fh
 
 
 def write_image(path: PathLike, image: np.ndarray, quality: int = 95) -> None:
