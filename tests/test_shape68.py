@@ -163,3 +163,16 @@ def test_a_build_of_another_source_version_is_not_used(monkeypatch):
     monkeypatch.setattr(shape68, "ABI", shape68.ABI + 1)  # as if left over from an older source
     assert dlib_backend._shape68() is None
     assert dlib_backend.AlignedBackend().engine == "dlib"
+
+
+def test_preparing_builds_the_cached_model_once_without_loading_it(tmp_path, monkeypatch):
+    from occlusion_synth.landmarks import dlib_model
+
+    source = tmp_path / "model.dat"
+    source.write_bytes(small_68_model(4, levels=2, trees=3, features=10))
+    monkeypatch.setenv("OCCSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    dlib_model.prepare_compact(source, 2)
+    assert len(list((tmp_path / "cache" / "models").glob("*.npz"))) == 1
+    monkeypatch.setattr(dlib_model, "compact_arrays", lambda *a: pytest.fail("built twice"))
+    monkeypatch.setattr(dlib_model.np, "load", lambda *a, **k: pytest.fail("loaded while preparing"))
+    dlib_model.prepare_compact(source, 2)  # already there: only looked up

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import LandmarkBackendError
 from ..types import Face
 from .base import check_image, largest_first, make_face
-from .dlib_model import FULL_DEPTH, cascade_model, compact_model
+from .dlib_model import FULL_DEPTH, cascade_model, compact_model, prepare_compact
 
 PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 CNN_DETECTOR = "mmod_human_face_detector.dat"
@@ -113,7 +113,7 @@ def prepare_model(backend: str, options: dict) -> None:
     for depth in depths:
         depth = _depth(options.get("cascade_depth", depth))
         if engine == "compact":
-            _compact(depth)
+            prepare_compact(model_path(PREDICTOR_68), depth)
         else:
             cascade_model(model_path(PREDICTOR_68), depth)
 

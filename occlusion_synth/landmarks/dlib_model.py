@@ -289,6 +289,29 @@ def compact_arrays(data: bytes, depth: int) -> dict:
     return arrays
 
 
+def _compact_name(source: Path, depth: int) -> str:
+    return _cache_name(source, f"compact{COMPACT_VERSION}.depth{depth}", "npz")
+
+
+def _build_compact(source: Path, depth: int, name: str) -> dict:
+    """Build the arrays and store them as ``name`` in the cache (when no cache folder is
+    writable, the next process builds them again)."""
+    arrays = _convert(source, lambda data: compact_arrays(data, depth))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _store(name, buf.getvalue())
+    return arrays
+
+
+def prepare_compact(source: str | os.PathLike, depth: int) -> None:
+    """Build :func:`compact_model`'s cached file when it is missing, without loading it (the
+    main process does this once, so worker processes only load it)."""
+    source = Path(source)
+    name = _compact_name(source, depth)
+    if _cached(name) is None:
+        _build_compact(source, depth, name)
+
+
 def compact_model(source: str | os.PathLike, depth: int) -> dict:
     """The arrays of :func:`compact_arrays` for the first ``depth`` levels of ``source``, built
     once (a few seconds) and then loaded from the model cache (``.npz``, named like
@@ -299,7 +322,7 @@ def compact_model(source: str | os.PathLike, depth: int) -> dict:
             file is damaged (it names the file to delete).
     """
     source = Path(source)
-    name = _cache_name(source, f"compact{COMPACT_VERSION}.depth{depth}", "npz")
+    name = _compact_name(source, depth)
     path = _cached(name)
     if path is not None:
         try:
@@ -309,10 +332,7 @@ def compact_model(source: str | os.PathLike, depth: int) -> dict:
             raise LandmarkBackendError(f"cached model {path} could not be read ({type(exc).__name__}); "
                                        "delete it (it is rebuilt on the next run)") from None
     else:
-        arrays = _convert(source, lambda data: compact_arrays(data, depth))
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        _store(name, buf.getvalue())  # not writable anywhere: built again by the next process
+        arrays = _build_compact(source, depth, name)
     for a in arrays.values():
         a.flags.writeable = False
     return arrays
