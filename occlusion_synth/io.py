@@ -227,23 +227,22 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95,
                  png_compression: Optional[int] = None) -> bytes:
     """Encode ``(H, W, 3) uint8 RGB`` or ``(H, W) uint8`` to PNG or JPEG bytes (deterministic).
 
-    ``png_compression`` is zlib's level (0-9); None (default) keeps OpenCV's own setting (fast
-    zlib level, no PNG row filter), with Huffman coding only for colour images. On 300 demo faces
-    of 100 px (one run, CPU time): 0.41 ms and 18.8 KB per image with OpenCV's setting, 0.71 ms
-    and 16.5 KB at level 1, 0.99 ms and 16.1 KB at level 3; Huffman only, measured later in one
-    run against OpenCV's setting: 0.29-0.30 vs 0.35-0.40 ms, 18.8 vs 18.2 KB. A 100 px 0/255 mask:
-    0.03 ms with OpenCV's setting (0.4 KB; Huffman only: 0.09 ms, 1.4 KB) vs 0.08 ms at level 1.
+    ``png_compression`` is zlib's level (0-9, through OpenCV); None (default) writes colour
+    images with :func:`encode_png_fast` and grey ones (masks) with OpenCV's own setting (fast
+    zlib level, no row filter: 0.03 ms and 0.4 KB for a 100 px 0/255 mask). Earlier measures,
+    300 demo faces of 100 px, CPU time per image: OpenCV's setting 0.41 ms and 18.8 KB, level 1
+    0.71 ms and 16.5 KB, level 3 0.99 ms and 16.1 KB, Huffman coding only 0.29-0.30 ms and 18.8 KB;
+    :func:`encode_png_fast` is measured in docs/performance.md.
     """
     import cv2
 
     fmt = fmt.lower().lstrip(".")
+    if fmt == "png" and png_compression is None and image.ndim == 3:
+        return encode_png_fast(image)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if fmt == "png":
-        if png_compression is not None:
-            params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
-        else:
-            params = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY] if image.ndim == 3 else []
+        params = [] if png_compression is None else [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
         ok, buf = cv2.imencode(".png", image, params)
     elif fmt in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -252,6 +251,59 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95,
     if not ok:
         raise OSError(f"could not encode image as {fmt}")
     return buf.tobytes()
+
+
+def _deflate():
+    """``compress(data) -> zlib stream``: ISA-L's level 1 when ``isal`` is installed (a third of
+    zlib's time on image rows, smaller output than zlib's Huffman-only), else zlib's Huffman-only
+    coding at level 1."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        import zlib
+
+        def compress(data: bytes) -> bytes:
+            c = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_HUFFMAN_ONLY)
+            return c.compress(data) + c.flush()
+        return compress, "zlib-huffman"
+    return (lambda data: isal_zlib.compress(data, 1)), "isal-1"
+
+
+_DEFLATE = None
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import zlib
+
+    return len(body).to_bytes(4, "big") + kind + body + (zlib.crc32(body, zlib.crc32(kind))).to_bytes(4, "big")
+
+
+def encode_png_fast(image: np.ndarray) -> bytes:
+    """A standard 8-bit PNG of ``(H, W, 3) uint8 RGB`` or ``(H, W) uint8`` grey, written here.
+
+    Every row uses PNG's ``Up`` filter (the difference to the row above: faces and occluders
+    are smooth top to bottom, so the differences are small numbers that code short), made by one
+    numpy subtraction instead of libpng's per-row filter trials, and the rows are deflated by
+    ISA-L (``isal``) or zlib (see :func:`_deflate`). Any PNG reader decodes it; the bytes depend
+    on which deflate coder is installed, the pixels never do.
+    """
+    global _DEFLATE
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"expected (H, W, 3) or (H, W) uint8, got {img.dtype} {img.shape}")
+    h, w = img.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"cannot encode an empty image {img.shape}")
+    rows = img.reshape(h, -1)
+    raw = np.empty((h, rows.shape[1] + 1), np.uint8)
+    raw[:, 0] = 2  # filter type Up; on the first row (above it: zeros) it stores the row as is
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 arithmetic wraps mod 256, as PNG's does
+    if _DEFLATE is None:
+        _DEFLATE = _deflate()
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes((8, 2 if img.ndim == 3 else 0, 0, 0, 0))
+    return b"".join((b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
+                     _png_chunk(b"IDAT", _DEFLATE[0](raw.tobytes())), _png_chunk(b"IEND", b"")))
 
 
 CACHE_ENV = "OCCSYNTH_CACHE_DIR"

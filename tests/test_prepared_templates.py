@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from occlusion_synth import functional as F
-from occlusion_synth.functional.warp import PreparedRGBA, _unpremultiply, prepare_rgba
+from occlusion_synth.functional.warp import SCALE_STEPS, PreparedRGBA, _unpremultiply, prepare_rgba, scale_step
 from occlusion_synth.templates import load_templates
 from occlusion_synth.templates.cache import CACHE_ENV, cache_dir
 
@@ -28,15 +28,17 @@ def _stripes_disc(size: int = 240) -> np.ndarray:
 
 
 def _reference_affine(rgba: np.ndarray, m: np.ndarray, shape):
-    """The renderer before prepared templates: premultiply the full template, INTER_AREA to the
-    exact scale when shrinking under 0.75, warp bilinearly, divide by alpha."""
+    """The renderer before prepared templates: premultiply the full template, INTER_AREA from full
+    size when shrinking under 0.75 (to the same scale step as the renderer: this compares the
+    pyramid path, not the step), warp bilinearly, divide by alpha."""
     f = rgba.astype(np.float32)
     a = f[..., 3:4] / 255.0
     f[..., :3] *= a
     f[..., 3] = a[..., 0]
     h, w = rgba.shape[:2]
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    nw, nh = max(2, round(w * scale)), max(2, round(h * scale))
+    step = scale_step(scale)
+    nw, nh = max(2, round(w * step)), max(2, round(h * step))
     small, fx, fy = f, 1.0, 1.0
     if scale < 0.75:
         small = cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA)
@@ -75,16 +77,25 @@ def test_render_from_pyramid_matches_full_size_render(scale, name):
 
 def test_pyramid_level_choice_follows_output_size():
     prepared = PreparedRGBA(_stripes_disc(256))
-    for scale, side in [(1.0, 256), (0.8, 256), (0.5, 128), (0.3, 77), (0.26, 67), (0.05, 13)]:
+    for scale, side in [(1.0, 256), (0.8, 256), (0.5, 128), (0.3, 76), (0.26, 67), (0.05, 13)]:
         img, fx, fy = prepared.for_scale(scale)
         assert img.shape[1] == side, (scale, img.shape)
         assert fx == img.shape[1] / 256 and fy == img.shape[0] / 256
     # only the levels needed were made: 256, 128 (for 0.5, 0.3 and 0.26), 16 (for 0.05)
     assert sorted(prepared._levels) == [0, 1, 4]
-    # a shrink under PRESCALE_BELOW always lands on the exact size (no aliasing bilinear step)
+    # a shrink under PRESCALE_BELOW lands on the nearest scale step: the bilinear warp after it
+    # scales by 2 ** (+-1 / (2 * SCALE_STEPS)) at most, never into aliasing
     for scale in np.linspace(0.05, 0.74, 30):
         img, fx, _ = prepared.for_scale(scale)
-        assert img.shape[1] == max(2, round(256 * scale)) and fx == img.shape[1] / 256
+        step = scale_step(scale)
+        assert abs(np.log2(step / scale)) <= 0.5 / SCALE_STEPS + 1e-12
+        assert img.shape[1] == max(2, round(256 * step)) and fx == img.shape[1] / 256
+        assert step <= 2.0 ** -np.floor(-np.log2(scale))  # never above the pyramid level used
+    # nearby scales share one shrink (a dataset of one face size reuses a few)
+    before = len(prepared._sized)
+    for scale in np.linspace(0.3, 0.31, 10):
+        prepared.for_scale(scale)
+    assert len(prepared._sized) - before <= 2
 
 
 def test_prepared_cache_is_per_read_only_array_and_renders_identically():

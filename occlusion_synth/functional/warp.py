@@ -33,9 +33,21 @@ from .geometry import matrix_scale, similarity_from_points, transform_points, wa
 PRESCALE_BELOW = 0.75
 # Smallest pyramid level side (pixels): a smaller level carries too little detail to start from.
 MIN_LEVEL_SIDE = 8
-# Exact-size shrinks kept per template (least recently used dropped first): a 100 px dataset
-# draws each template at a handful of sizes, so most renders reuse one (at most ~64 KB each there).
-SIZED_CACHE = 8
+# A shrink under PRESCALE_BELOW goes to the scale step nearest the one asked for, on a grid of
+# SCALE_STEPS steps per octave (2 ** (1/16): the warp's own bilinear sampling then scales by
+# 0.979-1.022, well inside the 0.75-1 it does alone), so faces of one size share a few shrinks
+# instead of each drawing its own (an exact-size INTER_AREA shrink of a 128 px level took
+# ~0.16 ms per face mask).
+SCALE_STEPS = 16
+# Shrinks kept per template (least recently used dropped first): a 100 px dataset draws each
+# template at 6-8 steps, so nearly every render reuses one (at most ~100 KB each there).
+SIZED_CACHE = 16
+
+
+def scale_step(scale: float) -> float:
+    """The ``2 ** (k / SCALE_STEPS)`` (integer ``k``) nearest ``scale`` (> 0) in log scale.
+    Powers of two are steps, so the step of a scale never passes the pyramid level above it."""
+    return 2.0 ** (round(SCALE_STEPS * math.log2(scale)) / SCALE_STEPS)
 
 
 def _premultiplied(rgba: np.ndarray) -> np.ndarray:
@@ -86,10 +98,12 @@ class PreparedRGBA:
     def for_scale(self, scale: float) -> tuple[np.ndarray, float, float]:
         """The premultiplied image to warp for an overall shrink ``scale``, with its ``fx, fy``.
 
-        As without a pyramid, a shrink under :data:`PRESCALE_BELOW` is done with ``INTER_AREA`` to
-        ``scale`` exactly (bilinear sampling alone would alias), but starting from the smallest
-        level at least ``scale`` times the template size (sides not under
-        :data:`MIN_LEVEL_SIDE`) instead of the full-size image, so its cost follows the output size.
+        A shrink under :data:`PRESCALE_BELOW` is done with ``INTER_AREA`` (bilinear sampling alone
+        would alias) to the step of ``2 ** (1 / SCALE_STEPS)`` nearest ``scale``, so the warp that
+        follows scales by 0.979-1.022 more (bilinear); it starts from the smallest level at
+        least ``scale`` times the template size (sides not under :data:`MIN_LEVEL_SIDE`) instead
+        of the full-size image, so its cost follows the output size, and the last shrinks are
+        kept (:data:`SIZED_CACHE`).
         """
         k = 0
         while (scale * 2 ** (k + 1) <= 1.0
@@ -97,6 +111,7 @@ class PreparedRGBA:
             k += 1
         img, fx, fy = self.level(k)
         if scale < PRESCALE_BELOW:
+            scale = scale_step(scale)
             nw = max(2, int(round(self.width * scale)))
             nh = max(2, int(round(self.height * scale)))
             with self._lock:  # faces of one dataset come in a few sizes: keep the last shrinks
@@ -211,19 +226,27 @@ def render_affine(rgba: Union[np.ndarray, PreparedRGBA], matrix: np.ndarray, sha
 
 def _tps_system(src: np.ndarray, regularization: float):
     """``(mu, sc, p, a)``: the normalised control points of a thin-plate spline from ``src`` and
-    its ``(n + 3, n + 3)`` system matrix."""
-    mu = src.sum(0) / len(src)
-    sc = float(np.sqrt(((src - mu) ** 2).sum(1).sum() / len(src))) or 1.0  # as .mean(), less overhead
-    p = (src - mu) / sc
-    n = len(p)
-    d2 = ((p[:, None, :] - p[None, :, :]) ** 2).sum(-1)
-    k = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
-    a = np.zeros((n + 3, n + 3))
-    a[:n, :n] = k + regularization * np.eye(n)
+    its ``(n + 3, n + 3)`` system matrix. Written as few whole-array operations as possible: it
+    runs once per face mask, where numpy's per-call overhead is most of its cost."""
+    n = len(src)
+    mu = src.sum(0) / n
+    c = src - mu
+    sc = float(np.sqrt((c * c).sum() / n)) or 1.0  # as .mean(), less overhead
+    p = c / sc
+    a = np.empty((n + 3, n + 3))
+    k = a[:n, :n]
+    np.subtract(p[:, None, 0], p[None, :, 0], out=k)
+    dy = p[:, None, 1] - p[None, :, 1]
+    k *= k
+    k += dy * dy
+    # r^2 log r^2, 0 at r = 0 (there log(0 + 1) = 0)
+    k *= np.log(k + (k == 0))
+    a.reshape(-1)[:n * (n + 4):n + 4] += regularization  # (i, i) for i < n: row stride n + 3
     a[:n, n] = 1.0
     a[:n, n + 1:] = p
     a[n, :n] = 1.0
     a[n + 1:, :n] = p.T
+    a[n:, n:] = 0.0
     return mu, sc, p, a
 
 
@@ -253,14 +276,16 @@ def _tps_fit(src: np.ndarray, dst: np.ndarray, regularization: float, reuse: boo
     n = len(p)
     rhs = np.zeros((n + 3, 2))
     rhs[:n] = dst
-    try:  # a direct solve is ~4x faster than lstsq on these ~30x30 systems
-        coef = np.linalg.solve(a, rhs)
-    except np.linalg.LinAlgError:  # repeated control points with no regularisation
+    # OpenCV's LU solve: numpy's answer to ~1e-12, at 1/2.5 of its call overhead on these ~30x30
+    # systems (and a direct solve is ~4x faster than lstsq)
+    ok, coef = cv2.solve(a, rhs, flags=cv2.DECOMP_LU)
+    if not ok:  # singular: repeated control points with no regularisation
         coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
     return mu, sc, p, coef
 
 
 def _tps_eval(model, pts: np.ndarray) -> np.ndarray:
+    """The spline at ``(m, 2)`` points: ``(m, 2)``."""
     mu, sc, ctrl, coef = model
     q = (np.asarray(pts, np.float64) - mu) / sc
     n = len(ctrl)
@@ -270,6 +295,25 @@ def _tps_eval(model, pts: np.ndarray) -> np.ndarray:
     # r^2 log r^2 with 0 at r = 0 (the clamp only touches exact hits, whose product is 0 anyway)
     u = d2 * np.log(np.maximum(d2, 1e-300))
     return u @ coef[:n] + coef[n] + q @ coef[n + 1:]
+
+
+def _tps_eval_grid(model, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The spline on the grid ``xs`` x ``ys``: ``(len(ys), len(xs), 2)``, as :func:`_tps_eval`
+    on its points but with the squared distances added from per-row and per-column parts (no
+    point list, half the full-size arithmetic)."""
+    mu, sc, ctrl, coef = model
+    n = len(ctrl)
+    qx = (np.asarray(xs, np.float64) - mu[0]) / sc
+    qy = (np.asarray(ys, np.float64) - mu[1]) / sc
+    dx = qx[:, None] - ctrl[None, :, 0]
+    dy = qy[:, None] - ctrl[None, :, 1]
+    d2 = (dy * dy)[:, None, :] + (dx * dx)[None, :, :]
+    u = d2 * np.log(np.maximum(d2, 1e-300))
+    out = (u.reshape(-1, n) @ coef[:n]).reshape(len(qy), len(qx), 2)
+    out += coef[n]
+    out += qx[None, :, None] * coef[n + 1]
+    out += qy[:, None, None] * coef[n + 2]
+    return out
 
 
 def render_tps(rgba: Union[np.ndarray, PreparedRGBA], src_points: np.ndarray, dst_points: np.ndarray,
@@ -312,8 +356,7 @@ def render_tps(rgba: Union[np.ndarray, PreparedRGBA], src_points: np.ndarray, ds
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     nx, ny = int(math.ceil((bw - 1) / grid_step)) + 1, int(math.ceil((bh - 1) / grid_step)) + 1
-    gx, gy = np.meshgrid(x0 + grid_step * np.arange(nx), y0 + grid_step * np.arange(ny))
-    coarse = _tps_eval(inverse, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(ny, nx, 2)
+    coarse = _tps_eval_grid(inverse, x0 + grid_step * np.arange(nx), y0 + grid_step * np.arange(ny))
     coarse = coarse.astype(np.float32)
     # bilinear upsampling of the coarse map: pixel j sits at coarse coordinate j / grid_step
     ux, uy = _upsample_grid(int(bw), int(bh), int(grid_step))

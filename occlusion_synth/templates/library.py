@@ -129,12 +129,19 @@ class Template:
         """The ``lm<i>`` anchors as arrays, sorted by landmark index.
 
         Returns:
-            ``(indices (K,) int64, points (K, 2) float32)``; empty arrays if there are none.
+            ``(indices (K,) int64, points (K, 2) float32)``, read-only; empty arrays if there are
+            none.
         """
+        key = tuple(self.anchors.items())  # a mask's anchors are read on every draw: keep them
+        cached = self.__dict__.get("_lm_anchors")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         items = sorted((int(k[2:]), v) for k, v in self.anchors.items()
                        if k.startswith("lm") and k[2:].isdigit())
         idx = np.array([i for i, _ in items], dtype=np.int64)
         pts = np.array([p for _, p in items], dtype=np.float32).reshape(-1, 2)
+        idx.flags.writeable = pts.flags.writeable = False
+        self.__dict__["_lm_anchors"] = (key, (idx, pts))
         return idx, pts
 
     def flipped(self) -> "Template":
@@ -171,6 +178,7 @@ class TemplateLibrary:
         if dupes:
             raise TemplateError(f"duplicate template names: {', '.join(dupes)}")
         self._by_name = {t.name: t for t in self.templates}
+        self._by_category: dict[str, list[Template]] = {}
 
     def categories(self) -> list[str]:
         """Categories present, in :data:`CATEGORIES` order."""
@@ -179,7 +187,10 @@ class TemplateLibrary:
 
     def by_category(self, category: str) -> list[Template]:
         """Templates of one category (may be empty), sorted by name."""
-        return [t for t in self.templates if t.category == category]
+        found = self._by_category.get(category)
+        if found is None:  # asked on every draw: made once (like the name index)
+            found = self._by_category[category] = [t for t in self.templates if t.category == category]
+        return list(found)
 
     def get(self, name: str) -> Template:
         """The template called ``name`` (``"category/stem"``).
