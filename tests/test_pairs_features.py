@@ -161,3 +161,27 @@ def test_faces_all_with_crop_and_size(two_faces, tmp_path):
                crop="face", crop_margin=1.5, size=96, faces="all")
     row = read_csv(out / "manifest.csv")[0]
     assert read_image(out / row["clean"]).shape == (96, 96, 3) and row["faces_occluded"] in ("1", "2")
+
+
+def test_the_landmark_cache_is_read_into_a_scratch_file_not_memory(tmp_path):
+    from occlusion_synth.pairs.journal import read_landmark_cache
+
+    pts = np.arange(136, dtype=np.float32).reshape(68, 2)
+    lines = [json.dumps({"id": "a", "faces": [pts.tolist()]}),
+             "{not json",
+             json.dumps({"id": "b", "faces": [pts.tolist(), (pts + 1).tolist()]}),
+             json.dumps({"id": "c", "faces": [[[float("nan"), 0.0]] * 68]}),   # non-finite: detected again
+             json.dumps({"id": "d", "faces": [[1.0, 2.0]]}),                    # not 68 points
+             json.dumps({"id": "e"}),
+             json.dumps({"id": "a", "faces": [(pts * 2).tolist()]})]            # a later line wins
+    (tmp_path / "landmarks.jsonl").write_text("\n".join(lines) + "\n")
+    scratch = tmp_path / "state" / "cache.sqlite"
+    with read_landmark_cache(tmp_path, scratch) as cache:
+        assert scratch.is_file() and len(cache) == 2
+        assert np.array_equal(cache.get("a")[0], pts * 2) and len(cache.get("a")) == 1
+        b = cache.get("b")
+        assert len(b) == 2 and np.array_equal(b[1], pts + 1) and b[0].dtype == np.float32
+        b[0][:] = -1  # a copy: the stored landmarks do not change
+        assert np.array_equal(cache.get("b")[0], pts)
+        assert cache.get("c") is None and cache.get("d") is None and cache.get("e") is None
+    assert not scratch.exists()

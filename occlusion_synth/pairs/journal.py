@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from ..io import atomic_write_bytes, atomic_write_lines
 from .layout import JOURNAL_NAME, KINDS, STATE_DIR
-from .store import IdState, RowStore
+from .store import BlobStore, IdState, RowStore
 
 MANIFEST_COLUMNS = ("id", "split", "label", "label_name", "clean", "occluded", "mask", "category",
                     "template", "occluded_fraction", "landmark_source", "seed", "faces_occluded")
@@ -265,25 +265,65 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
     return counts
 
 
-def read_landmark_cache(out: os.PathLike | str) -> dict[str, tuple]:
-    """``{sample id: ((68, 2) float32 array, ...)}`` from an earlier output's landmarks.jsonl.
+class LandmarkCache:
+    """An earlier output's landmarks (its landmarks.jsonl), on disk: ``get(id)`` gives the faces
+    ``((68, 2) float32 array, ...)`` of a sample, or None. Held in a scratch SQLite file (deleted
+    on :meth:`close`), so the main process's memory stays flat in the dataset size; a lookup
+    costs ~10 us."""
 
-    Lines that do not parse are ignored (those samples are detected again).
-    """
-    import numpy as np
+    BATCH = 2048
 
-    cache: dict[str, tuple] = {}
-    path = Path(out) / LANDMARKS_NAME
-    with open(path, "rb") as fh:
-        for raw in fh:
-            try:
-                rec = json.loads(raw)
-                faces = tuple(np.asarray(f, np.float32).reshape(68, 2) for f in rec["faces"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if faces and all(np.isfinite(f).all() for f in faces):
-                cache[str(rec["id"])] = faces
-    return cache
+    def __init__(self, out: os.PathLike | str, scratch: os.PathLike | str):
+        import numpy as np
+
+        self._store = BlobStore(scratch)
+        path = Path(out) / LANDMARKS_NAME
+        batch: list[tuple[str, bytes]] = []
+        try:
+            with open(path, "rb") as fh:
+                for raw in fh:
+                    try:
+                        rec = json.loads(raw)
+                        faces = np.asarray(rec["faces"], np.float32).reshape(-1, 68, 2)
+                        key = str(rec["id"])
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line that does not parse: that sample is detected again
+                    if len(faces) and np.isfinite(faces).all():
+                        batch.append((key, faces.tobytes()))
+                    if len(batch) >= self.BATCH:
+                        self._store.put_many(batch)
+                        batch = []
+            self._store.put_many(batch)
+        except BaseException:
+            self._store.close()
+            raise
+
+    def get(self, key: str) -> Optional[tuple]:
+        import numpy as np
+
+        data = self._store.get(key)
+        if data is None:
+            return None
+        return tuple(np.frombuffer(data, np.float32).reshape(-1, 68, 2).copy())
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> "LandmarkCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_landmark_cache(out: os.PathLike | str, scratch: os.PathLike | str) -> LandmarkCache:
+    """The landmarks saved by the earlier output ``out``, indexed in the scratch file ``scratch``
+    (lines that do not parse, or hold non-finite points, are left out: those samples are detected
+    again; a later line of an id replaces an earlier one)."""
+    return LandmarkCache(out, scratch)
 
 
 def template_info(library, categories: Iterable[str]) -> list[dict]:

@@ -151,7 +151,6 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         _check_resume(out, cfg)
         library = _load_library(cfg)
         templates = mark_sets(template_info(library, cfg.categories), _template_split(cfg, library))
-        cache = read_landmark_cache(cfg.landmark_cache) if cfg.landmarks == "cached" else None
         shards = ShardOutput(out, cfg.shard_size, cfg.progress) if cfg.output == "webdataset" else None
         files_root = out if shards is None else shards.staging
         remove_stale_temp(files_root)
@@ -159,6 +158,8 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         # on disk: the main process never holds every finished id in memory
         state = stack.enter_context(IdState(out / STATE_DIR / "state.sqlite"))
         seen = stack.enter_context(IdState(out / STATE_DIR / "seen.sqlite"))
+        cache = stack.enter_context(read_landmark_cache(cfg.landmark_cache, out / STATE_DIR / "cache.sqlite")) \
+            if cfg.landmarks == "cached" else None
         journal.completed(state, files_root=files_root, stored=None if shards is None else shards.stored)
 
         def is_done(key: str) -> bool:

@@ -6,6 +6,7 @@ journal on every start, so losing it costs nothing) and deleted on close.
 
 - :class:`IdState`: sample key -> state (``done``, ``redo``, ``reader``, ``seen`` ...), last write wins.
 - :class:`RowStore`: index rows keyed by journal key (last record per key wins), read back sorted.
+- :class:`BlobStore`: key -> bytes (an earlier run's landmarks for ``landmarks="cached"``).
 """
 from __future__ import annotations
 
@@ -134,3 +135,23 @@ class RowStore(_Scratch):
         self._done()
         what = f"COUNT(DISTINCT {distinct})" if distinct in ("a", "b", "c", "d") else "COUNT(*)"
         return self.conn.execute(f"SELECT {what} FROM r WHERE kind = ?", (kind,)).fetchone()[0]
+
+
+class BlobStore(_Scratch):
+    """A mapping key -> bytes kept on disk (last write wins); filled in batches, then read."""
+
+    def __init__(self, path: os.PathLike | str):
+        super().__init__(path)
+        self.conn.execute("CREATE TABLE b (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID")
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT OR REPLACE INTO b VALUES (?, ?)", items)
+        self.conn.execute("COMMIT")
+
+    def get(self, key: str) -> Optional[bytes]:
+        row = self.conn.execute("SELECT v FROM b WHERE k = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def __len__(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM b").fetchone()[0]
