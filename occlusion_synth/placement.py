@@ -35,6 +35,7 @@ from . import functional as F
 from .functional.forearm import has_forearm, over, render_forearm
 from .functional.blocks import BLOCK_FILLS, BLOCK_KINDS, BLOCK_SIZES
 from .functional.masks import face_up_vector
+from .landmarks.schemes import eye_centres
 
 REGIONS = ("auto", "mouth", "eyes", "nose", "cheek", "chin", "random")
 # default regions per category (region="auto"); masks are fitted and ignore the region
@@ -93,7 +94,8 @@ def estimate_yaw(landmarks: np.ndarray) -> float:
     half-faces' projections: ``sin(yaw) ~ (left - right) / (left + right)``.
     """
     lm = np.asarray(landmarks, np.float64)
-    d = lm[42:48].sum(0) / 6 - lm[36:42].sum(0) / 6  # eye centres (as mean(0), without its overhead)
+    right, left = eye_centres(lm)
+    d = left - right
     u = d / (float(np.hypot(*d)) or 1.0)
     left, right = float((lm[30] - lm[0]) @ u), float((lm[16] - lm[30]) @ u)
     total = abs(left) + abs(right)
@@ -115,7 +117,7 @@ def face_geometry(landmarks: np.ndarray, polygon: Optional[np.ndarray] = None) -
             when the caller has it already.
     """
     lm = np.asarray(landmarks, np.float64)
-    r, l = lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6
+    r, l = eye_centres(lm)
     d = l - r
     poly = F.face_region_polygon(lm) if polygon is None else np.asarray(polygon, np.float64)
     iod = float(np.hypot(*d))

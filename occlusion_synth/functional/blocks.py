@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..landmarks.schemes import inter_ocular_distance
+
 BLOCK_SIZES = {"r8": 8, "r16": 16, "r24": 24}
 BLOCK_KINDS = ("r8", "r16", "r24", "eyes", "mouth")
 BLOCK_FILLS = ("grey", "noise", "colour")
@@ -27,7 +29,7 @@ def block_side(kind: str, shape: tuple[int, int]) -> int:
 def block_rect(kind: str, landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
     """Rectangle ``x0, y0, x1, y1`` (exclusive ends, clipped) of the ``eyes`` or ``mouth`` block."""
     lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    iod = inter_ocular_distance(lm)
     pts = lm[_EYES if kind == "eyes" else _MOUTH]
     px, py = (_PAD[kind][0] * iod, _PAD[kind][1] * iod)
     h, w = int(shape[0]), int(shape[1])

@@ -19,14 +19,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..landmarks.schemes import eye_centres, inter_ocular_distance
+
 MASK_THRESHOLD = 0.5
 FOOTPRINT_EPS = 1.0 / 512.0
 FOREHEAD = 0.3
 
 _JAW = list(range(0, 17))
 _BROWS = list(range(17, 27))
-_RIGHT_EYE = list(range(36, 42))
-_LEFT_EYE = list(range(42, 48))
 
 
 def alpha_to_mask(alpha: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
@@ -67,8 +67,8 @@ def inside_fraction(footprint: np.ndarray, face_mask: np.ndarray, box=None) -> f
 
 def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
     """Unit vector pointing from chin to forehead in image coordinates (follows roll)."""
-    lm = np.asarray(landmarks, np.float64)
-    d = lm[_LEFT_EYE].sum(0) / 6 - lm[_RIGHT_EYE].sum(0) / 6  # eye centres (as mean(0), without its overhead)
+    right, left = eye_centres(landmarks)
+    d = left - right
     n = float(np.linalg.norm(d)) or 1.0
     # rotate the eye-line direction by -90 degrees (y down): (dx, dy) -> (dy, -dx)
     return np.array([d[1], -d[0]]) / n
@@ -77,7 +77,7 @@ def face_up_vector(landmarks: np.ndarray) -> np.ndarray:
 def face_region_polygon(landmarks: np.ndarray, forehead: float = FOREHEAD) -> np.ndarray:
     """Convex polygon of the face region (see module docstring), ``(K, 2) float64``."""
     lm = np.asarray(landmarks, np.float64)
-    iod = float(np.linalg.norm(lm[_LEFT_EYE].sum(0) / 6 - lm[_RIGHT_EYE].sum(0) / 6))
+    iod = inter_ocular_distance(lm)
     brows = lm[_BROWS] + face_up_vector(lm) * forehead * iod
     pts = np.concatenate([lm[_JAW], brows]).astype(np.float32)
     return cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)

@@ -39,9 +39,12 @@ GROUPS: dict[str, tuple[int, ...]] = {
 
 
 def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the centres of the right (image-left) and left (image-right) eyes, each ``(2,)``."""
+    """Return the centres of the right (image-left) and left (image-right) eyes, each ``(2,)``.
+
+    Bit for bit ``lm[RIGHT_EYE].mean(axis=0)``, without its overhead (placement reads the eye
+    centres several times per face)."""
     lm = np.asarray(landmarks, dtype=np.float64)
-    return lm[list(RIGHT_EYE)].mean(axis=0), lm[list(LEFT_EYE)].mean(axis=0)
+    return lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6
 
 
 def inter_ocular_distance(landmarks: np.ndarray) -> float:
