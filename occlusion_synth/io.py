@@ -11,7 +11,7 @@ import itertools
 import os
 import threading
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Optional, Union
+from typing import IO, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -253,23 +253,26 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95,
     return buf.tobytes()
 
 
-def _deflate():
+def _deflate(use_isal: bool = True) -> Callable[[bytes], bytes]:
     """``compress(data) -> zlib stream``: ISA-L's level 1 when ``isal`` is installed (a third of
-    zlib's time on image rows, smaller output than zlib's Huffman-only), else zlib's Huffman-only
-    coding at level 1."""
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        import zlib
+    zlib's time on image rows, smaller output than zlib's Huffman-only), else (or with
+    ``use_isal=False``) zlib's Huffman-only coding at level 1."""
+    if use_isal:
+        try:
+            from isal import isal_zlib
+        except ImportError:
+            pass
+        else:
+            return lambda data: isal_zlib.compress(data, 1)
+    import zlib
 
-        def compress(data: bytes) -> bytes:
-            c = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_HUFFMAN_ONLY)
-            return c.compress(data) + c.flush()
-        return compress, "zlib-huffman"
-    return (lambda data: isal_zlib.compress(data, 1)), "isal-1"
+    def compress(data: bytes) -> bytes:
+        c = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_HUFFMAN_ONLY)
+        return c.compress(data) + c.flush()
+    return compress
 
 
-_DEFLATE = None
+_DEFLATE: Optional[Callable[[bytes], bytes]] = None  # chosen on the first PNG
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -303,7 +306,7 @@ def encode_png_fast(image: np.ndarray) -> bytes:
         _DEFLATE = _deflate()
     header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes((8, 2 if img.ndim == 3 else 0, 0, 0, 0))
     return b"".join((b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", _DEFLATE[0](raw.tobytes())), _png_chunk(b"IEND", b"")))
+                     _png_chunk(b"IDAT", _DEFLATE(raw.tobytes())), _png_chunk(b"IEND", b"")))
 
 
 CACHE_ENV = "OCCSYNTH_CACHE_DIR"
