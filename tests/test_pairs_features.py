@@ -164,7 +164,7 @@ def test_faces_all_with_crop_and_size(two_faces, tmp_path):
 
 
 def test_the_landmark_cache_is_read_into_a_scratch_file_not_memory(tmp_path):
-    from occlusion_synth.pairs.journal import read_landmark_cache
+    from occlusion_synth.pairs.journal import LandmarkCache
 
     pts = np.arange(136, dtype=np.float32).reshape(68, 2)
     lines = [json.dumps({"id": "a", "faces": [pts.tolist()]}),
@@ -176,7 +176,7 @@ def test_the_landmark_cache_is_read_into_a_scratch_file_not_memory(tmp_path):
              json.dumps({"id": "a", "faces": [(pts * 2).tolist()]})]            # a later line wins
     (tmp_path / "landmarks.jsonl").write_text("\n".join(lines) + "\n")
     scratch = tmp_path / "state" / "cache.sqlite"
-    with read_landmark_cache(tmp_path, scratch) as cache:
+    with LandmarkCache(tmp_path, scratch) as cache:
         assert scratch.is_file() and len(cache) == 2
         assert np.array_equal(cache.get("a")[0], pts * 2) and len(cache.get("a")) == 1
         b = cache.get("b")

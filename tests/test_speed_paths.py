@@ -179,3 +179,20 @@ def test_the_fast_png_writer_round_trips_in_every_reader(coder, monkeypatch):
     for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError):
             oio.encode_png_fast(bad)
+
+
+def test_cached_mask_anchors_stay_read_only_and_follow_the_anchors():
+    import pickle
+
+    from occlusion_synth.templates import load_templates
+
+    template = load_templates(categories=["mask"]).templates[0]
+    idx, pts = template.landmark_anchors()
+    assert template.landmark_anchors()[0] is idx  # made once
+    for copy in (template, pickle.loads(pickle.dumps(template))):  # a worker's unpickled copy too
+        i, p = copy.landmark_anchors()
+        assert not i.flags.writeable and not p.flags.writeable
+        assert np.array_equal(i, idx) and np.array_equal(p, pts)
+    copy.anchors = dict(copy.anchors, **{f"lm{int(idx[0])}": (1.0, 2.0)})  # changed anchors are read again
+    i, p = copy.landmark_anchors()
+    assert np.array_equal(p[0], (1.0, 2.0)) and np.array_equal(template.landmark_anchors()[1], pts)

@@ -266,10 +266,11 @@ def finalize(out: os.PathLike | str, info: dict, records: Optional[Iterable[dict
 
 
 class LandmarkCache:
-    """An earlier output's landmarks (its landmarks.jsonl), on disk: ``get(id)`` gives the faces
-    ``((68, 2) float32 array, ...)`` of a sample, or None. Held in a scratch SQLite file (deleted
-    on :meth:`close`), so the main process's memory stays flat in the dataset size; a lookup
-    costs ~10 us."""
+    """The landmarks saved by the earlier output ``out`` (its landmarks.jsonl), indexed in the
+    scratch SQLite file ``scratch`` (deleted on :meth:`close`), so the main process's memory
+    stays flat in the dataset size; ``get(id)`` gives a sample's faces ``((68, 2) float32 array,
+    ...)`` or None (~15 us). Lines that do not parse, or hold non-finite points, are left out
+    (those samples are detected again); a later line of an id replaces an earlier one."""
 
     BATCH = 2048
 
@@ -317,13 +318,6 @@ class LandmarkCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def read_landmark_cache(out: os.PathLike | str, scratch: os.PathLike | str) -> LandmarkCache:
-    """The landmarks saved by the earlier output ``out``, indexed in the scratch file ``scratch``
-    (lines that do not parse, or hold non-finite points, are left out: those samples are detected
-    again; a later line of an id replaces an earlier one)."""
-    return LandmarkCache(out, scratch)
 
 
 def template_info(library, categories: Iterable[str]) -> list[dict]:

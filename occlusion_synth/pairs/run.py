@@ -16,7 +16,7 @@ from ..errors import OcclusionSynthError
 from ..io import atomic_write_bytes
 from .config import PairsConfig
 from .executor import Executor, build_executor
-from .journal import Journal, Summary, dataset_info, finalize, read_landmark_cache, reason_kind, template_info
+from .journal import Journal, LandmarkCache, Summary, dataset_info, finalize, reason_kind, template_info
 from .layout import OPTIONS_NAME, STATE_DIR, OutputLock, os_error_message, prepare_out, remove_outputs, remove_stale_temp
 from .plan import ReaderSkip, plan_tasks
 from .shard_output import LAYOUT as SHARD_LAYOUT, ShardOutput, remove_shards, worker_spec
@@ -158,7 +158,7 @@ def _generate(cfg: PairsConfig, command, occluder_factory, executor) -> Summary:
         # on disk: the main process never holds every finished id in memory
         state = stack.enter_context(IdState(out / STATE_DIR / "state.sqlite"))
         seen = stack.enter_context(IdState(out / STATE_DIR / "seen.sqlite"))
-        cache = stack.enter_context(read_landmark_cache(cfg.landmark_cache, out / STATE_DIR / "cache.sqlite")) \
+        cache = stack.enter_context(LandmarkCache(cfg.landmark_cache, out / STATE_DIR / "cache.sqlite")) \
             if cfg.landmarks == "cached" else None
         journal.completed(state, files_root=files_root, stored=None if shards is None else shards.stored)
 

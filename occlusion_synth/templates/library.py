@@ -106,6 +106,7 @@ class Template:
         # unpickled arrays (a spawned worker's copy of the library) come back writable
         self.__dict__.update(state)
         self.rgba = _frozen(self.rgba)
+        self.__dict__.pop("_lm_anchors", None)  # its arrays too: made again, read-only, on first use
 
     @property
     def prepared(self):
