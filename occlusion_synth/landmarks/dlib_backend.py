@@ -228,7 +228,7 @@ def _unpack_points(parts) -> Optional[np.ndarray]:
         return None
     if len(raw) == 4 * n:  # every coordinate fits one byte (frames under 256 px): vectorised
         ctrl, value = raw[0::2], raw[1::2].astype(np.float32)
-        if not np.isin(ctrl, (0x01, 0x81)).all():
+        if not ((ctrl == 0x01) | (ctrl == 0x81)).all():  # np.isin costs ~60 us on 136 bytes
             return None
         value[ctrl == 0x81] *= -1
         return value.reshape(n, 2)
